@@ -1,0 +1,177 @@
+// The `dustbox` command line: parses arguments (commander), opens the home, runs the command and
+// maps every failure to one stderr line `CODE: message` and a non-zero exit code.
+
+import { Command, CommanderError, Option } from 'commander'
+import { spawn } from 'node:child_process'
+import { StubEngine, createSecret, loadCrypto, deriveKeys, toHex, type Stub, type Outcome } from '../stubs/index.js'
+import { resolveHome } from './home.js'
+import { errorLine } from './errors.js'
+import { humanBytes } from './format.js'
+import { runDemo } from './demo.js'
+
+export interface CliIO {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+const defaultIO: CliIO = {
+  out: line => { process.stdout.write(line + '\n') },
+  err: line => { process.stderr.write(line + '\n') }
+}
+
+interface GlobalOpts { home?: string }
+
+/** Run the CLI; resolves to the process exit code. */
+export async function main (argv: string[], io: CliIO = defaultIO): Promise<number> {
+  let exitCode = 0
+  const program = new Command()
+  program
+    .name('dustbox')
+    .description('Turn folders into a private, peer-to-peer, encrypted cloud: files become small .f stubs.')
+    .option('--home <dir>', 'state and config directory (env DUSTBOX_HOME; default $XDG_STATE_HOME/dustbox)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: s => { io.out(s.replace(/\n$/, '')) },
+      writeErr: s => { io.err(s.replace(/\n$/, '')) },
+      outputError: (s, write) => { write(`USAGE: ${s.replace(/^error: /, '').trim()}\n`) }
+    })
+
+  const home = (): string => resolveHome((program.opts() as GlobalOpts).home)
+  const withEngine = async <T>(fn: (e: StubEngine) => Promise<T>): Promise<T> => {
+    const engine = await StubEngine.open({ home: home() })
+    try { return await fn(engine) } finally { await engine.close() }
+  }
+  const report = <T>(outcomes: Array<Outcome<T>>, json: boolean, line: (r: T) => string): void => {
+    for (const o of outcomes) {
+      if (o.ok) {
+        if (json) io.out(JSON.stringify({ ok: true, path: o.path, ...o.result as object }))
+        else io.out(line(o.result))
+      } else {
+        exitCode = 1
+        if (json) io.out(JSON.stringify({ ok: false, path: o.path, error: errorLine(o.error) }))
+        io.err(errorLine(o.error))
+      }
+    }
+  }
+
+  program.command('init')
+    .description('create this home\'s identity: a 32-byte root secret (0600) and the keys derived from it')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const h = home()
+      const crypto = await loadCrypto()
+      const keys = deriveKeys(crypto, await createSecret(crypto, h))
+      if (opts.json === true) io.out(JSON.stringify({ home: h, owner: keys.ownerId }))
+      else {
+        io.out(`created identity ${keys.ownerId}`)
+        io.out(`secret: ${h}/secret.key (keep it private and back it up: without it your data is gone)`)
+      }
+    })
+
+  program.command('stub')
+    .description('store files as encrypted blocks and replace each by a FILE.f stub (the original is removed only after every block is verified)')
+    .argument('<files...>', 'files to stub')
+    .option('--json', 'one JSON object per file')
+    .action(async (files: string[], opts: { json?: boolean }) => {
+      await withEngine(async e => {
+        report(await e.stubMany(files), opts.json === true, r =>
+          `stubbed ${r.path} -> ${r.stubPath} (${humanBytes(r.size)}, ${r.blocks} blocks, ${r.newBlocks} new)`)
+      })
+    })
+
+  const hydrateCmd = (name: string, description: string, launch: boolean): void => {
+    const cmd = program.command(name)
+      .description(description)
+      .argument('<stubs...>', '.f stub files')
+      .option('--json', 'one JSON object per file')
+    if (launch) cmd.addOption(new Option('--no-launch', 'do not open the restored file with its default application'))
+    cmd.action(async (stubs: string[], opts: { json?: boolean, launch?: boolean }) => {
+      await withEngine(async e => {
+        const outcomes = await e.hydrateMany(stubs)
+        report(outcomes, opts.json === true, r => `hydrated ${r.stubPath} -> ${r.path} (${humanBytes(r.size)})`)
+        if (launch && opts.launch !== false) for (const o of outcomes) if (o.ok) launchDefault(o.result.path)
+      })
+    })
+  }
+  hydrateCmd('hydrate', 'restore files from .f stubs (byte-exact, with mode and mtime), then remove the stubs', false)
+  hydrateCmd('open', 'restore a stubbed file and open it with its default application', true)
+
+  program.command('verify')
+    .description('check that every block of each stub is present, intact and decrypts to the recorded hashes')
+    .argument('<stubs...>', '.f stub files')
+    .option('--json', 'one JSON object per file')
+    .action(async (stubs: string[], opts: { json?: boolean }) => {
+      await withEngine(async e => {
+        const outcomes: Array<Outcome<{ stubPath: string, size: number, blocks: number }>> = []
+        for (const s of stubs) {
+          try { outcomes.push({ ok: true, path: s, result: await e.verify(s) }) } catch (error) { outcomes.push({ ok: false, path: s, error: error as Error }) }
+        }
+        report(outcomes, opts.json === true, r => `ok ${r.stubPath} (${humanBytes(r.size)}, ${r.blocks} blocks)`)
+      })
+    })
+
+  program.command('inspect')
+    .description('show what a stub holds')
+    .argument('<stub>', '.f stub file')
+    .option('--json', 'print as JSON')
+    .action(async (stubPath: string, opts: { json?: boolean }) => {
+      await withEngine(async e => {
+        const { stub, authenticated } = await e.inspect(stubPath)
+        const view = stubView(stub, authenticated)
+        if (opts.json === true) io.out(JSON.stringify(view))
+        else {
+          io.out(`${stubPath}${authenticated ? '' : '  (another identity\'s stub: NOT authenticated)'}`)
+          io.out(`  name   ${JSON.stringify(stub.name)}`)
+          io.out(`  size   ${stub.size} (${humanBytes(stub.size)})`)
+          io.out(`  mode   ${view.mode}   mtime ${new Date(Number(stub.mtimeNs / 1000000n)).toISOString()}`)
+          io.out(`  owner  ${stub.owner}`)
+          io.out(`  hash   ${view.hash}`)
+          io.out(`  blocks ${stub.blocks.length}`)
+          for (const b of view.blocks) io.out(`    ${b.id}  ${b.size} -> ${b.stored}`)
+        }
+      })
+    })
+
+  program.command('demo')
+    .description('offline demo: a temporary home and folder of sample files, stubbed, inspected, verified and hydrated')
+    .option('--dir <dir>', 'where to build the demo (default: a new temporary directory)')
+    .option('--keep', 'keep the demo directory afterwards')
+    .action(async (opts: { dir?: string, keep?: boolean }) => {
+      await runDemo({ dir: opts.dir, keep: opts.keep === true, out: io.out })
+    })
+
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; usage errors were already printed as `USAGE: ...`
+      return err.exitCode === 0 ? 0 : 2
+    }
+    io.err(errorLine(err))
+    return 1
+  }
+  return exitCode
+}
+
+function stubView (stub: Stub, authenticated: boolean): { name: string, size: number, mode: string, mtimeNs: string, owner: string, hash: string, authenticated: boolean, blocks: Array<{ id: string, ph: string, size: number, stored: number }> } {
+  return {
+    name: stub.name,
+    size: stub.size,
+    mode: stub.mode.toString(8).padStart(4, '0'),
+    mtimeNs: stub.mtimeNs.toString(),
+    owner: stub.owner,
+    hash: toHex(stub.hash),
+    authenticated,
+    blocks: stub.blocks.map(b => ({ id: toHex(b.id), ph: toHex(b.ph), size: b.size, stored: b.stored }))
+  }
+}
+
+function launchDefault (path: string): void {
+  const opener = process.platform === 'darwin' ? 'open' : 'xdg-open'
+  try {
+    const child = spawn(opener, [path], { detached: true, stdio: 'ignore' })
+    child.on('error', () => {})
+    child.unref()
+  } catch {}
+}
+

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// dustbox command-line entry point: runs the compiled CLI (npm ci / npm run build compile it to dist/).
+import { existsSync } from 'node:fs'
+
+const cli = new URL('../dist/agent/cli.js', import.meta.url)
+if (!existsSync(cli)) {
+  process.stderr.write('INTERNAL: dustbox is not built yet: run "npm run build" in its folder\n')
+  process.exit(1)
+}
+const { main } = await import(cli.href)
+process.exitCode = await main(process.argv)

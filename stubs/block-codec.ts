@@ -1,0 +1,100 @@
+// Block codec v1 (docs/stub-format.md, "Encrypted block"): plaintext block -> optional LZ4 ->
+// XChaCha20-Poly1305 with a key and nonce derived from the data key and the keyed plaintext hash.
+// Same owner + same plaintext = same encrypted block (dedupe); block id = BLAKE2b-256(encrypted block).
+//
+//   block  = version (1 byte, 0x01) || AEAD(key, nonce, ad = version byte, inner)
+//   inner  = codec (1 byte: 0 raw, 1 lz4) || plain length (u32 big-endian) || payload
+
+import lz4 from 'lz4'
+import type { Crypto } from './crypto.js'
+import { HASH_BYTES, KEY_BYTES, NONCE_BYTES, TAG_BYTES, equalBytes } from './crypto.js'
+
+export const BLOCK_VERSION = 1
+export const BLOCK_KEY_LABEL = 'dustbox/v1/block'
+export const CODEC = { raw: 0, lz4: 1 } as const
+export const INNER_HEADER = 5
+export const BLOCK_OVERHEAD = 1 + INNER_HEADER + TAG_BYTES
+/** Hard bound on a block's plaintext, whatever a stub or peer claims. */
+export const MAX_PLAIN_BLOCK = 64 * 1024 * 1024
+
+export interface EncodedBlock {
+  /** Keyed BLAKE2b-256 of the plaintext (K_plain-hash). */
+  ph: Uint8Array
+  /** BLAKE2b-256 of `block`: its address. */
+  id: Uint8Array
+  block: Uint8Array
+  codec: number
+}
+
+export interface BlockKeys {
+  data: Uint8Array
+  plainHash: Uint8Array
+}
+
+/** Per-block key and nonce: BLAKE2b-512(key = K_data, "dustbox/v1/block" || ph) split 32 | 24. */
+export function blockKeyNonce (crypto: Crypto, dataKey: Uint8Array, ph: Uint8Array): { key: Uint8Array, nonce: Uint8Array } {
+  const msg = new Uint8Array(BLOCK_KEY_LABEL.length + HASH_BYTES)
+  msg.set(Buffer.from(BLOCK_KEY_LABEL, 'ascii'), 0)
+  msg.set(ph, BLOCK_KEY_LABEL.length)
+  const out = crypto.hash(msg, dataKey, 64)
+  return { key: out.subarray(0, KEY_BYTES), nonce: out.subarray(KEY_BYTES, KEY_BYTES + NONCE_BYTES) }
+}
+
+const AD = new Uint8Array([BLOCK_VERSION])
+
+export function encodeBlock (crypto: Crypto, keys: BlockKeys, plain: Uint8Array): EncodedBlock {
+  const ph = crypto.hash(plain, keys.plainHash)
+  const bound = lz4.encodeBound(plain.byteLength)
+  const inner = Buffer.allocUnsafe(INNER_HEADER + Math.max(bound, plain.byteLength))
+  let codec: number = CODEC.raw
+  let payloadLen = plain.byteLength
+  if (plain.byteLength > 0) {
+    const n = lz4.encodeBlock(plain, inner.subarray(INNER_HEADER))
+    if (n > 0 && n < plain.byteLength) { codec = CODEC.lz4; payloadLen = n }
+  }
+  if (codec === CODEC.raw) inner.set(plain, INNER_HEADER)
+  inner[0] = codec
+  inner.writeUInt32BE(plain.byteLength, 1)
+  const { key, nonce } = blockKeyNonce(crypto, keys.data, ph)
+  const sealed = crypto.seal(inner.subarray(0, INNER_HEADER + payloadLen), AD, nonce, key)
+  const block = new Uint8Array(1 + sealed.byteLength)
+  block[0] = BLOCK_VERSION
+  block.set(sealed, 1)
+  return { ph, id: crypto.hash(block), block, codec }
+}
+
+/** Why a block failed to decode; the caller names the file and block in its error. */
+export class BlockDecodeError extends Error {}
+
+/**
+ * Decrypt and decompress an encrypted block and check it is exactly the plaintext that `ph` names.
+ * Throws BlockDecodeError on any mismatch; never trusts a length it has not bounded.
+ */
+export function decodeBlock (crypto: Crypto, keys: BlockKeys, ph: Uint8Array, block: Uint8Array, expectedSize: number): Uint8Array {
+  if (block.byteLength < BLOCK_OVERHEAD) throw new BlockDecodeError(`too short (${block.byteLength} bytes)`)
+  if (block[0] !== BLOCK_VERSION) throw new BlockDecodeError(`unknown block version ${block[0]}`)
+  if (expectedSize < 0 || expectedSize > MAX_PLAIN_BLOCK) throw new BlockDecodeError(`size ${expectedSize} out of range`)
+  const { key, nonce } = blockKeyNonce(crypto, keys.data, ph)
+  const innerBytes = crypto.open(block.subarray(1), AD, nonce, key)
+  if (innerBytes === null) throw new BlockDecodeError('authentication failed (wrong key or altered bytes)')
+  const inner = Buffer.from(innerBytes.buffer, innerBytes.byteOffset, innerBytes.byteLength)
+  if (inner.byteLength < INNER_HEADER) throw new BlockDecodeError('inner header truncated')
+  const codec = inner[0]
+  const size = inner.readUInt32BE(1)
+  if (size !== expectedSize) throw new BlockDecodeError(`holds ${size} bytes, stub says ${expectedSize}`)
+  const payload = inner.subarray(INNER_HEADER)
+  let plain: Uint8Array
+  if (codec === CODEC.raw) {
+    if (payload.byteLength !== size) throw new BlockDecodeError('raw payload length mismatch')
+    plain = payload
+  } else if (codec === CODEC.lz4) {
+    const out = Buffer.allocUnsafe(size)
+    const n = size === 0 ? 0 : lz4.decodeBlock(payload, out)
+    if (n !== size) throw new BlockDecodeError('LZ4 payload malformed')
+    plain = out
+  } else {
+    throw new BlockDecodeError(`unknown codec ${codec}`)
+  }
+  if (!equalBytes(crypto.hash(plain, keys.plainHash), ph)) throw new BlockDecodeError('plaintext hash mismatch')
+  return plain
+}

@@ -1,0 +1,154 @@
+// Local content-addressed block store (docs/stub-format.md, "Block store"): one file per encrypted
+// block at <root>/<first 2 hex digits of id>/<64 hex id>. Writes are atomic (temp in <root>/tmp,
+// fsync, rename) and directories are synced in batches by flush(); reads verify BLAKE2b-256(bytes) = id.
+// It is the local cache and the outbox that the network layers use.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { Crypto } from './crypto.js'
+import { HASH_BYTES, toHex, equalBytes } from './crypto.js'
+import { StubError, StubCodes, ioError } from './errors.js'
+import { fsyncDir } from './fsutil.js'
+import { MAX_PLAIN_BLOCK, BLOCK_OVERHEAD } from './block-codec.js'
+
+export const MAX_STORED_BLOCK = MAX_PLAIN_BLOCK + BLOCK_OVERHEAD
+
+export interface BlockStoreOptions {
+  /** fsync each block file before rename (default true; tests of other layers may turn it off). */
+  durable?: boolean
+}
+
+export class BlockStore {
+  readonly root: string
+  private readonly crypto: Crypto
+  private readonly durable: boolean
+  private readonly dirtyDirs = new Set<string>()
+  private readonly tmpDir: string
+  private readyPromise: Promise<void> | null = null
+
+  constructor (crypto: Crypto, root: string, opts: BlockStoreOptions = {}) {
+    this.crypto = crypto
+    this.root = root
+    this.tmpDir = join(root, 'tmp')
+    this.durable = opts.durable ?? true
+  }
+
+  ready (): Promise<void> {
+    if (this.readyPromise === null) {
+      this.readyPromise = (async () => {
+        await fsp.mkdir(this.tmpDir, { recursive: true, mode: 0o700 })
+        const shards: Array<Promise<unknown>> = []
+        for (let i = 0; i < 256; i++) shards.push(fsp.mkdir(join(this.root, i.toString(16).padStart(2, '0')), { recursive: true, mode: 0o700 }))
+        await Promise.all(shards)
+      })()
+    }
+    return this.readyPromise
+  }
+
+  pathOf (id: Uint8Array | string): string {
+    const hex = typeof id === 'string' ? id : toHex(id)
+    return join(this.root, hex.slice(0, 2), hex)
+  }
+
+  async has (id: Uint8Array): Promise<boolean> {
+    try {
+      await fsp.access(this.pathOf(id), fsc.F_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * Store an encrypted block under its id (the caller computed id = BLAKE2b-256(bytes)).
+   * An existing valid copy is kept (dedupe); a corrupt one is replaced. Returns true if written.
+   */
+  async put (id: Uint8Array, bytes: Uint8Array): Promise<boolean> {
+    await this.ready()
+    const path = this.pathOf(id)
+    try {
+      const existing = await fsp.readFile(path)
+      if (existing.byteLength === bytes.byteLength && equalBytes(this.crypto.hash(existing), id)) return false
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read block', path, err)
+    }
+    const tmp = join(this.tmpDir, `${toHex(id).slice(0, 16)}.${randomBytes(6).toString('hex')}`)
+    try {
+      const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+      try {
+        await fh.writeFile(bytes)
+        if (this.durable) await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      await fsp.rename(tmp, path)
+    } catch (err) {
+      await fsp.unlink(tmp).catch(() => {})
+      throw ioError('write block', path, err)
+    }
+    this.dirtyDirs.add(join(this.root, toHex(id).slice(0, 2)))
+    return true
+  }
+
+  /** Make every rename since the last flush durable (fsync of the touched shard directories). */
+  async flush (): Promise<void> {
+    const dirs = [...this.dirtyDirs]
+    this.dirtyDirs.clear()
+    if (!this.durable) return
+    await Promise.all(dirs.map(async d => await fsyncDir(d).catch(err => { throw ioError('fsync', d, err) })))
+  }
+
+  /**
+   * Read a block and check its hash. `what` names the file or stub the block belongs to, for errors.
+   * BLOCK_MISSING when absent, BLOCK_CORRUPT when its bytes do not hash to its id.
+   */
+  async get (id: Uint8Array, what: string): Promise<Uint8Array> {
+    const bytes = await this.readRaw(id, what)
+    if (!equalBytes(this.crypto.hash(bytes), id)) throw corrupt(id, what, 'its bytes do not match its id')
+    return bytes
+  }
+
+  /** Read a block without verifying it (the caller verifies, e.g. in a worker). */
+  async readRaw (id: Uint8Array, what: string): Promise<Uint8Array> {
+    const path = this.pathOf(id)
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(path, fsc.O_RDONLY)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(id, what)
+      throw ioError('open block', path, err)
+    }
+    try {
+      const st = await fh.stat()
+      if (st.size > MAX_STORED_BLOCK) throw corrupt(id, what, `it is ${st.size} bytes, over the ${MAX_STORED_BLOCK}-byte limit`)
+      return await fh.readFile()
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async delete (id: Uint8Array): Promise<void> {
+    await fsp.unlink(this.pathOf(id)).catch(err => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('delete block', this.pathOf(id), err)
+    })
+  }
+
+  /** Every block id in the store (hex), shard by shard. */
+  async * ids (): AsyncGenerator<string> {
+    for (let i = 0; i < 256; i++) {
+      const dir = join(this.root, i.toString(16).padStart(2, '0'))
+      let names: string[] = []
+      try { names = await fsp.readdir(dir) } catch {}
+      for (const n of names) if (n.length === HASH_BYTES * 2) yield n
+    }
+  }
+}
+
+export function missing (id: Uint8Array, what: string): StubError {
+  return new StubError(StubCodes.BLOCK_MISSING, `block ${toHex(id)} of ${JSON.stringify(what)} is not in the block store`)
+}
+
+export function corrupt (id: Uint8Array, what: string, why: string): StubError {
+  return new StubError(StubCodes.BLOCK_CORRUPT, `block ${toHex(id)} of ${JSON.stringify(what)} is corrupt: ${why}`)
+}

@@ -1,0 +1,107 @@
+// Streaming FastCDC content-defined chunker (normalized chunking, level 2) with a 32-bit gear hash.
+// Cut points depend only on content, so an insertion early in a file moves only nearby cuts and most
+// blocks are reused. Memory is bounded by 2 x max block size whatever the file size.
+// Exact algorithm in docs/stub-format.md ("Chunking").
+
+import type { FileHandle } from 'node:fs/promises'
+import { GEAR } from './gear.js'
+
+export const CHUNK_MIN = 256 * 1024
+export const CHUNK_AVG = 1024 * 1024
+export const CHUNK_MAX = 4 * 1024 * 1024
+
+export interface ChunkerParams {
+  readonly min: number
+  readonly avg: number
+  readonly max: number
+}
+
+export const DEFAULT_CHUNKER: ChunkerParams = { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX }
+
+/** A mask of the `bits` most significant bits of a 32-bit word, as a signed int32. */
+export function topMask (bits: number): number {
+  return bits <= 0 ? 0 : (0xFFFFFFFF << (32 - bits)) | 0
+}
+
+export function validateParams (p: ChunkerParams): void {
+  const log2 = Math.log2(p.avg)
+  if (!Number.isInteger(log2) || log2 < 8 || log2 > 28) throw new RangeError('chunker avg must be a power of two between 256 B and 256 MiB')
+  if (!(p.min >= 64 && p.min < p.avg && p.avg < p.max && p.max <= 64 * 1024 * 1024)) throw new RangeError('chunker sizes must satisfy 64 <= min < avg < max <= 64 MiB')
+}
+
+/**
+ * Length of the next chunk of src[start, end). Call with end - start >= max, or with the final bytes at
+ * the end of input (then the rest is returned when no cut is found).
+ */
+export function findCut (src: Uint8Array, start: number, end: number, p: ChunkerParams = DEFAULT_CHUNKER): number {
+  let n = end - start
+  if (n <= p.min) return n
+  if (n > p.max) n = p.max
+  const bits = Math.log2(p.avg)
+  const maskS = topMask(bits + 2)
+  const maskL = topMask(bits - 2)
+  const normal = p.avg < n ? p.avg : n
+  const gear = GEAR
+  let h = 0
+  let i = start + p.min
+  const stopS = start + normal
+  const stopL = start + n
+  for (; i < stopS; i++) {
+    h = ((h << 1) + gear[src[i]]) | 0
+    if ((h & maskS) === 0) return i - start + 1
+  }
+  for (; i < stopL; i++) {
+    h = ((h << 1) + gear[src[i]]) | 0
+    if ((h & maskL) === 0) return i - start + 1
+  }
+  return n
+}
+
+/** All chunk lengths of an in-memory buffer (tests, vectors). */
+export function chunkLengths (data: Uint8Array, p: ChunkerParams = DEFAULT_CHUNKER): number[] {
+  const out: number[] = []
+  let pos = 0
+  while (pos < data.byteLength) {
+    const n = findCut(data, pos, data.byteLength, p)
+    out.push(n)
+    pos += n
+  }
+  return out
+}
+
+export interface ChunkOptions {
+  params?: ChunkerParams
+  /** Called with every byte range read, in file order (whole-file hashing). */
+  onData?: (bytes: Uint8Array) => void
+  signal?: AbortSignal
+}
+
+/**
+ * Read a file from its current position to EOF and yield its chunks, each a fresh Uint8Array the
+ * caller owns (it may transfer it to a worker). Holds at most 2 x max bytes.
+ */
+export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
+  const p = opts.params ?? DEFAULT_CHUNKER
+  const cap = 2 * p.max
+  const buf = new Uint8Array(cap)
+  let len = 0
+  let eof = false
+  while (true) {
+    while (!eof && len < cap) {
+      opts.signal?.throwIfAborted()
+      const { bytesRead } = await fh.read(buf, len, cap - len, null)
+      if (bytesRead === 0) { eof = true; break }
+      opts.onData?.(buf.subarray(len, len + bytesRead))
+      len += bytesRead
+    }
+    let pos = 0
+    while (len - pos >= p.max || (eof && len > pos)) {
+      const n = findCut(buf, pos, len, p)
+      yield buf.slice(pos, pos + n)
+      pos += n
+    }
+    if (eof) return
+    buf.copyWithin(0, pos, len)
+    len -= pos
+  }
+}

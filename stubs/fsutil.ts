@@ -1,0 +1,46 @@
+// Small durable-file helpers: fsync a directory, write a file atomically (temp, fsync, rename or
+// no-clobber link), random temp names. Every durable write in dustbox goes through these.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { dirname, join, basename } from 'node:path'
+import { TEMP_PREFIX } from './names.js'
+
+export async function fsyncDir (dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY)
+  try { await fh.sync() } finally { await fh.close() }
+}
+
+/** A fresh temporary path next to `target` (same directory, so rename stays atomic). */
+export function tempPathFor (target: string): string {
+  const base = basename(target).slice(0, 120)
+  return join(dirname(target), `${TEMP_PREFIX}${base}.${randomBytes(6).toString('hex')}`)
+}
+
+/**
+ * Write `data` to `target` durably: temp file, fsync, then rename (replace) or link (no clobber:
+ * fails with EEXIST when `target` exists), then fsync the directory unless `syncDir` is false.
+ */
+export async function writeFileAtomic (target: string, data: Uint8Array, opts: { mode?: number, noClobber?: boolean, syncDir?: boolean } = {}): Promise<void> {
+  const tmp = tempPathFor(target)
+  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, opts.mode ?? 0o644)
+  try {
+    try {
+      await fh.writeFile(data)
+      if (opts.mode !== undefined) await fh.chmod(opts.mode)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    if (opts.noClobber === true) {
+      await fsp.link(tmp, target)
+      await fsp.unlink(tmp)
+    } else {
+      await fsp.rename(tmp, target)
+    }
+  } catch (err) {
+    await fsp.unlink(tmp).catch(() => {})
+    throw err
+  }
+  if (opts.syncDir !== false) await fsyncDir(dirname(target))
+}

@@ -1,0 +1,162 @@
+// hydrate: `.f` stub -> blocks fetched and verified -> decrypted in workers -> temp file -> whole-file
+// hash checked -> mode and mtime set -> renamed (never over an existing file) -> stub removed.
+// verify: the same path without writing anything.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import type { EngineContext, OpOptions } from './context.js'
+import { StubError, StubCodes, ioError } from './errors.js'
+import { readStubFile } from './stub-io.js'
+import type { Stub } from './stub-format.js'
+import { targetNameFor } from './names.js'
+import { tempPathFor, fsyncDir } from './fsutil.js'
+import { WorkerTaskError } from './block-pool.js'
+import { corrupt, missing } from './block-store.js'
+import { equalBytes } from './crypto.js'
+
+export interface HydrateResult {
+  readonly stubPath: string
+  readonly path: string
+  readonly size: number
+  readonly blocks: number
+}
+
+/**
+ * Fetch, verify and decode a stub's blocks, yielding plaintexts in file order. Up to `window`
+ * blocks are decoded ahead, within the context's memory budget.
+ */
+export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const window = ctx.pool.size * 2 + 2
+  const tasks: Array<Promise<{ plain: Uint8Array, taken: number }>> = []
+  let next = 0
+  const start = (i: number): Promise<{ plain: Uint8Array, taken: number }> => {
+    const b = stub.blocks[i]
+    const task = (async () => {
+      const taken = await ctx.budget.acquire(b.size + b.stored)
+      try {
+        const raw = await ctx.store.readRaw(b.id, what)
+        if (raw.byteLength !== b.stored) throw corrupt(b.id, what, `it is ${raw.byteLength} bytes, the stub says ${b.stored}`)
+        const r = await ctx.pool.run({ type: 'decode', block: raw, id: b.id, ph: b.ph, size: b.size }, [raw.buffer as ArrayBuffer])
+        return { plain: r.plain, taken }
+      } catch (err) {
+        ctx.budget.release(taken)
+        if (err instanceof WorkerTaskError) {
+          if (err.failure.kind === 'missing') throw missing(b.id, what)
+          throw corrupt(b.id, what, err.failure.message)
+        }
+        throw err
+      }
+    })()
+    task.catch(() => {}) // awaited in order below; this only stops an early rejection counting as unhandled
+    return task
+  }
+  try {
+    while (next < stub.blocks.length && tasks.length < window) tasks.push(start(next++))
+    while (tasks.length > 0) {
+      signal?.throwIfAborted()
+      const { plain, taken } = await tasks.shift()!
+      if (next < stub.blocks.length) tasks.push(start(next++))
+      try {
+        yield plain
+      } finally {
+        ctx.budget.release(taken)
+      }
+    }
+  } finally {
+    // On early exit, let started tasks settle and give their budget back.
+    for (const t of tasks) void t.then(r => ctx.budget.release(r.taken), () => {})
+  }
+}
+
+export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: OpOptions = {}): Promise<HydrateResult> {
+  const stubPath = resolve(stubFile)
+  const dir = dirname(stubPath)
+  const stub = await readStubFile(ctx, stubPath)
+  const target = join(dir, targetNameFor(basename(stubPath), stub.name))
+  const where = JSON.stringify(target)
+  if (await exists(target)) throw new StubError(StubCodes.TARGET_EXISTS, `${where} already exists; move it away to hydrate ${JSON.stringify(stubPath)}`)
+
+  const tmp = tempPathFor(target)
+  let fh: fsp.FileHandle
+  try {
+    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+  } catch (err) {
+    throw ioError('create', tmp, err)
+  }
+  let closed = false
+  try {
+    const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
+    let written = 0
+    for await (const plain of decodeBlocks(ctx, stub, stubPath, opts.signal)) {
+      hasher.update(plain)
+      let off = 0
+      while (off < plain.byteLength) {
+        const { bytesWritten } = await fh.write(plain, off, plain.byteLength - off, written + off)
+        off += bytesWritten
+      }
+      written += plain.byteLength
+      opts.onProgress?.({ file: target, state: 'hydrating', bytes: written, total: stub.size })
+    }
+    if (written !== stub.size || !equalBytes(hasher.digest(), stub.hash)) {
+      throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: restored bytes do not match the stub's whole-file hash`)
+    }
+    await fh.chmod(stub.mode)
+    await fh.sync()
+    await fh.close()
+    closed = true
+    const mtime = Number(stub.mtimeNs) / 1e9
+    await fsp.utimes(tmp, new Date(), mtime)
+    await placeNoClobber(tmp, target)
+  } catch (err) {
+    if (!closed) await fh.close().catch(() => {})
+    await fsp.unlink(tmp).catch(() => {})
+    throw err instanceof StubError ? err : ioError('hydrate', target, err)
+  }
+  try {
+    await fsyncDir(dir)
+    await fsp.unlink(stubPath)
+    await fsyncDir(dir)
+  } catch (err) {
+    throw ioError('remove stub', stubPath, err)
+  }
+  opts.onProgress?.({ file: target, state: 'hydrated', bytes: stub.size, total: stub.size })
+  return { stubPath, path: target, size: stub.size, blocks: stub.blocks.length }
+}
+
+/** Check a stub: it authenticates, and every block is present, intact and decrypts to its hash. */
+export async function verifyStub (ctx: EngineContext, stubFile: string, opts: OpOptions = {}): Promise<{ stubPath: string, size: number, blocks: number }> {
+  const stubPath = resolve(stubFile)
+  const stub = await readStubFile(ctx, stubPath)
+  const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
+  let n = 0
+  for await (const plain of decodeBlocks(ctx, stub, stubPath, opts.signal)) { hasher.update(plain); n += plain.byteLength }
+  if (n !== stub.size || !equalBytes(hasher.digest(), stub.hash)) {
+    throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: blocks do not match the stub's whole-file hash`)
+  }
+  return { stubPath, size: stub.size, blocks: stub.blocks.length }
+}
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await fsp.lstat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Move tmp to target without ever replacing an existing target (hard link, else checked rename). */
+async function placeNoClobber (tmp: string, target: string): Promise<void> {
+  try {
+    await fsp.link(tmp, target)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(target)} appeared while hydrating; not overwriting it`)
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err
+    // File systems without hard links: the narrow check-then-rename fallback.
+    if (await exists(target)) throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(target)} appeared while hydrating; not overwriting it`)
+    await fsp.rename(tmp, target)
+    return
+  }
+  await fsp.unlink(tmp)
+}

@@ -1,0 +1,181 @@
+// stub: file -> encrypted blocks in the store -> verified read-back -> `.f` stub -> original removed.
+// The original is removed only after every block is durable and re-read, the stub is durable, and
+// the file is still exactly what was read. A crash at any instant leaves the original or a valid stub.
+
+import { promises as fsp, constants as fsc } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import type { EngineContext, OpOptions } from './context.js'
+import { chunkFile } from './chunker.js'
+import { StubError, StubCodes, ioError } from './errors.js'
+import { encodeStub, isStubBytes, MAX_BLOCKS, type Stub, type StubBlock } from './stub-format.js'
+import { nameProblem, stubNameFor, isTempName } from './names.js'
+import { writeFileAtomic, fsyncDir } from './fsutil.js'
+import { readStubFile } from './stub-io.js'
+import { WorkerTaskError } from './block-pool.js'
+import { corrupt, missing } from './block-store.js'
+import { toHex } from './crypto.js'
+
+export interface StubResult {
+  readonly path: string
+  readonly stubPath: string
+  readonly size: number
+  readonly blocks: number
+  /** Blocks written to the store by this call (the rest were already there). */
+  readonly newBlocks: number
+  readonly storedBytes: number
+}
+
+interface Identity { dev: bigint, ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint }
+
+function identityOf (st: { dev: bigint, ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint }): Identity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
+}
+
+function sameFile (a: Identity, b: Identity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs
+}
+
+export async function stubFile (ctx: EngineContext, file: string, opts: OpOptions = {}): Promise<StubResult> {
+  const path = resolve(file)
+  const dir = dirname(path)
+  const name = basename(path)
+  const where = JSON.stringify(path)
+  const problem = nameProblem(name)
+  if (problem !== null) throw new StubError(StubCodes.NAME_INVALID, `${where}: ${problem}`)
+  if (isTempName(name)) throw new StubError(StubCodes.NAME_INVALID, `${where} is a dustbox temporary file`)
+  const stubPath = join(dir, stubNameFor(name))
+
+  let fh: fsp.FileHandle
+  try {
+    fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new StubError(StubCodes.NOT_A_FILE, `${where} does not exist`)
+    if (code === 'ELOOP') throw new StubError(StubCodes.NOT_A_FILE, `${where} is a symbolic link; dustbox stubs regular files only`)
+    throw ioError('open', path, err)
+  }
+  let before: Identity
+  let mode: number
+  const blocks: StubBlock[] = []
+  let newBlocks = 0
+  let storedBytes = 0
+  let hash: Uint8Array
+  try {
+    const st = await fh.stat({ bigint: true })
+    if (!st.isFile()) throw new StubError(StubCodes.NOT_A_FILE, `${where} is not a regular file`)
+    before = identityOf(st)
+    mode = Number(st.mode & 0o7777n)
+    await checkExistingStub(ctx, stubPath)
+
+    const total = Number(st.size)
+    const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
+    let readBytes = 0
+    let first = true
+    const pending = new Set<Promise<void>>()
+    let failure: unknown = null
+    for await (const chunk of chunkFile(fh, { params: ctx.chunker, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
+      if (first) {
+        first = false
+        if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)
+      }
+      if (failure !== null) break
+      const index = blocks.length
+      if (index >= MAX_BLOCKS) throw new StubError(StubCodes.FILE_TOO_LARGE, `${where} needs more than ${MAX_BLOCKS} blocks`)
+      blocks.push(null as unknown as StubBlock)
+      const size = chunk.byteLength
+      const taken = await ctx.budget.acquire(size * 2)
+      const p = (async () => {
+        try {
+          const r = await ctx.pool.run({ type: 'encode', plain: chunk }, [chunk.buffer as ArrayBuffer])
+          if (await ctx.store.put(r.id, r.block)) newBlocks++
+          storedBytes += r.block.byteLength
+          blocks[index] = { id: r.id, ph: r.ph, size, stored: r.block.byteLength }
+          opts.onProgress?.({ file: path, state: 'stubbing', bytes: readBytes, total })
+        } finally {
+          ctx.budget.release(taken)
+        }
+      })().catch(err => { failure ??= err })
+      pending.add(p)
+      void p.finally(() => pending.delete(p))
+    }
+    await Promise.all(pending)
+    if (failure !== null) throw failure
+    hash = hasher.digest()
+    const after = identityOf(await fh.stat({ bigint: true }))
+    if (!sameFile(before, after) || BigInt(readBytes) !== after.size) {
+      throw new StubError(StubCodes.FILE_CHANGED, `${where} changed while it was being read; left as it is`)
+    }
+  } finally {
+    await fh.close()
+  }
+
+  await ctx.store.flush()
+  opts.onProgress?.({ file: path, state: 'verifying', bytes: 0, total: blocks.length })
+  await verifyStored(ctx, blocks, path)
+
+  const stub: Stub = { owner: ctx.keys.ownerId, name, size: Number(before.size), mode, mtimeNs: before.mtimeNs, hash, chunker: ctx.chunker, blocks }
+  const bytes = encodeStub(ctx.crypto, ctx.keys.stubMac, stub, basename(stubPath))
+  try {
+    await writeFileAtomic(stubPath, bytes, { mode: mode & 0o666 })
+  } catch (err) {
+    throw ioError('write stub', stubPath, err)
+  }
+  // Last check before the original goes: it must still be the very file whose blocks we stored.
+  let now: Identity | null = null
+  try { now = identityOf(await fsp.lstat(path, { bigint: true })) } catch {}
+  if (now === null || !sameFile(before, now)) {
+    await fsp.unlink(stubPath).catch(() => {})
+    throw new StubError(StubCodes.FILE_CHANGED, `${where} changed while it was being stubbed; left as it is`)
+  }
+  try {
+    await fsp.unlink(path)
+    await fsyncDir(dir)
+  } catch (err) {
+    throw ioError('remove original', path, err)
+  }
+  opts.onProgress?.({ file: path, state: 'stubbed', bytes: Number(before.size), total: Number(before.size) })
+  return { path, stubPath, size: Number(before.size), blocks: blocks.length, newBlocks, storedBytes }
+}
+
+/**
+ * A stub already at the stub path may be replaced only when it is a valid stub of ours (for example
+ * left by a stub run that crashed before removing the original). Anything else is the user's file.
+ */
+async function checkExistingStub (ctx: EngineContext, stubPath: string): Promise<void> {
+  try {
+    await fsp.lstat(stubPath)
+  } catch {
+    return
+  }
+  try {
+    await readStubFile(ctx, stubPath)
+  } catch (err) {
+    throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} already exists and is not a valid stub of this identity; not overwriting it`, { cause: err })
+  }
+}
+
+/** Re-read every block from the store in the workers and check its hash (and size). */
+export async function verifyStored (ctx: EngineContext, blocks: readonly StubBlock[], what: string): Promise<void> {
+  const width = ctx.pool.size * 4
+  let next = 0
+  const seen = new Set<string>()
+  const runOne = async (): Promise<void> => {
+    while (next < blocks.length) {
+      const b = blocks[next++]
+      const hex = toHex(b.id)
+      if (seen.has(hex)) continue
+      seen.add(hex)
+      try {
+        await ctx.pool.run({ type: 'verify', path: ctx.store.pathOf(hex), id: b.id, stored: b.stored })
+      } catch (err) {
+        if (err instanceof WorkerTaskError) {
+          if (err.failure.kind === 'missing') throw missing(b.id, what)
+          throw corrupt(b.id, what, err.failure.message)
+        }
+        throw err
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(width, blocks.length) }, runOne))
+}
+

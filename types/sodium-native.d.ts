@@ -1,0 +1,19 @@
+// The subset of sodium-native's API that stubs/crypto-native.ts uses (the package ships no types).
+declare module 'sodium-native' {
+  export const crypto_generichash_STATEBYTES: number
+  export const crypto_aead_xchacha20poly1305_ietf_ABYTES: number
+  export const crypto_sign_PUBLICKEYBYTES: number
+  export const crypto_sign_SECRETKEYBYTES: number
+  export const crypto_sign_BYTES: number
+  export function crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void
+  export function crypto_generichash_init(state: Uint8Array, key: Uint8Array | null, outlen: number): void
+  export function crypto_generichash_update(state: Uint8Array, input: Uint8Array): void
+  export function crypto_generichash_final(state: Uint8Array, out: Uint8Array): void
+  export function crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number
+  export function crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number
+  export function crypto_sign_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void
+  export function crypto_sign_detached(sig: Uint8Array, m: Uint8Array, sk: Uint8Array): void
+  export function crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean
+  export function randombytes_buf(buf: Uint8Array): void
+  export function sodium_memzero(buf: Uint8Array): void
+}
