@@ -33,7 +33,7 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .configureOutput({
       writeOut: s => { io.out(s.replace(/\n$/, '')) },
       writeErr: s => { io.err(s.replace(/\n$/, '')) },
-      outputError: (s, write) => { write(`USAGE: ${s.replace(/^error: /, '').trim()}\n`) }
+      outputError: (s, write) => { write(`USAGE: ${s.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`) }
     })
 
   const home = (): string => resolveHome((program.opts() as GlobalOpts).home)

@@ -4,7 +4,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { dirname, join, basename } from 'node:path'
-import { TEMP_PREFIX } from './names.js'
+import { TEMP_PREFIX, truncateUtf8 } from './names.js'
 
 export async function fsyncDir (dir: string): Promise<void> {
   const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY)
@@ -13,7 +13,7 @@ export async function fsyncDir (dir: string): Promise<void> {
 
 /** A fresh temporary path next to `target` (same directory, so rename stays atomic). */
 export function tempPathFor (target: string): string {
-  const base = basename(target).slice(0, 120)
+  const base = truncateUtf8(basename(target), 64)
   return join(dirname(target), `${TEMP_PREFIX}${base}.${randomBytes(6).toString('hex')}`)
 }
 

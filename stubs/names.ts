@@ -22,7 +22,7 @@ export function nameProblem (name: string): string | null {
 }
 
 /** Truncate a string to at most `max` UTF-8 bytes without splitting a character. */
-function truncateUtf8 (s: string, max: number): string {
+export function truncateUtf8 (s: string, max: number): string {
   let out = ''
   let bytes = 0
   for (const ch of s) {

@@ -1,0 +1,74 @@
+// FastCDC chunker: bounds, determinism, streaming = in-memory, and the dedupe property after an
+// insertion at the start of a 64 MiB file.
+
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { chunkLengths, chunkFile, findCut, DEFAULT_CHUNKER, CHUNK_MIN, CHUNK_MAX } from '../stubs/chunker.js'
+import { prng, textLike, tempDir, sha256 } from './helpers/fixtures.js'
+
+test('chunks respect min and max and cover the input exactly', () => {
+  const data = prng('bounds', 40 * 1024 * 1024)
+  const lens = chunkLengths(data)
+  assert.equal(lens.reduce((a, b) => a + b, 0), data.length)
+  for (const n of lens.slice(0, -1)) {
+    assert.ok(n >= CHUNK_MIN && n <= CHUNK_MAX, `chunk of ${n}`)
+  }
+  const avg = data.length / lens.length
+  assert.ok(avg > 512 * 1024 && avg < 2 * 1024 * 1024, `average ${avg}`)
+})
+
+test('zeros and tiny inputs: max-size cuts and a short tail', () => {
+  assert.deepEqual(chunkLengths(new Uint8Array(0)), [])
+  assert.deepEqual(chunkLengths(new Uint8Array(10)), [10])
+  assert.deepEqual(chunkLengths(new Uint8Array(CHUNK_MIN)), [CHUNK_MIN])
+  const z = new Uint8Array(CHUNK_MAX * 2 + 5)
+  const lens = chunkLengths(z)
+  assert.equal(lens.reduce((a, b) => a + b, 0), z.length)
+  assert.ok(lens.every(n => n <= CHUNK_MAX))
+  assert.equal(findCut(z, 0, 100), 100)
+})
+
+test('inserting one byte at the start of a 64 MiB file reuses at least 90% of its blocks', () => {
+  for (const kind of ['random', 'text']) {
+    const base = kind === 'random' ? prng('reuse', 64 * 1024 * 1024) : textLike('reuse', 64 * 1024 * 1024)
+    const edited = Buffer.concat([Buffer.from([0x42]), base])
+    const hashes = (data: Buffer): string[] => {
+      const out: string[] = []
+      let p = 0
+      for (const n of chunkLengths(data)) { out.push(sha256(data.subarray(p, p + n))); p += n }
+      return out
+    }
+    const before = new Set(hashes(base))
+    const after = hashes(edited)
+    const reused = after.filter(h => before.has(h)).length
+    assert.ok(reused / after.length >= 0.9, `${kind}: ${reused}/${after.length} blocks reused`)
+  }
+})
+
+test('streaming chunking of a file equals in-memory chunking, with all bytes seen once in order', async t => {
+  const dir = await tempDir(t)
+  const data = Buffer.concat([prng('stream', 9 * 1024 * 1024), textLike('stream', 7 * 1024 * 1024 + 3)])
+  const path = join(dir, 'f.bin')
+  await fsp.writeFile(path, data)
+  const fh = await fsp.open(path, 'r')
+  const seen: Buffer[] = []
+  const lens: number[] = []
+  const chunks: Buffer[] = []
+  try {
+    for await (const c of chunkFile(fh, { onData: b => seen.push(Buffer.from(b)) })) { lens.push(c.byteLength); chunks.push(Buffer.from(c)) }
+  } finally { await fh.close() }
+  assert.deepEqual(lens, chunkLengths(data))
+  assert.ok(Buffer.concat(chunks).equals(data))
+  assert.ok(Buffer.concat(seen).equals(data))
+})
+
+test('small parameters work the same way', () => {
+  const p = { min: 2048, avg: 8192, max: 32768 }
+  const data = prng('small', 1 << 20)
+  const lens = chunkLengths(data, p)
+  assert.equal(lens.reduce((a, b) => a + b, 0), data.length)
+  assert.ok(lens.slice(0, -1).every(n => n >= p.min && n <= p.max))
+  assert.notDeepEqual(lens, chunkLengths(data, DEFAULT_CHUNKER))
+})
