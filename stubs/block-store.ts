@@ -13,6 +13,8 @@ import { fsyncDir } from './fsutil.js'
 import { MAX_PLAIN_BLOCK, BLOCK_OVERHEAD } from './block-codec.js'
 
 export const MAX_STORED_BLOCK = MAX_PLAIN_BLOCK + BLOCK_OVERHEAD
+/** Temp files older than this in <root>/tmp are leftovers of a crash and are removed at ready(). */
+export const STALE_TEMP_MS = 60 * 60 * 1000
 
 export interface BlockStoreOptions {
   /** fsync each block file before rename (default true; tests of other layers may turn it off). */
@@ -41,9 +43,24 @@ export class BlockStore {
         const shards: Array<Promise<unknown>> = []
         for (let i = 0; i < 256; i++) shards.push(fsp.mkdir(join(this.root, i.toString(16).padStart(2, '0')), { recursive: true, mode: 0o700 }))
         await Promise.all(shards)
+        await this.sweepTemps()
       })()
     }
     return this.readyPromise
+  }
+
+  /** Remove temp files a crashed writer left (only old ones: another process may be writing). */
+  private async sweepTemps (): Promise<void> {
+    const now = Date.now()
+    let names: string[] = []
+    try { names = await fsp.readdir(this.tmpDir) } catch { return }
+    for (const n of names) {
+      const p = join(this.tmpDir, n)
+      try {
+        const st = await fsp.lstat(p)
+        if (st.isFile() && now - st.mtimeMs > STALE_TEMP_MS) await fsp.unlink(p)
+      } catch {}
+    }
   }
 
   pathOf (id: Uint8Array | string): string {

@@ -71,6 +71,8 @@ export function chunkLengths (data: Uint8Array, p: ChunkerParams = DEFAULT_CHUNK
 
 export interface ChunkOptions {
   params?: ChunkerParams
+  /** Expected file size: small files get a small read buffer (it grows if the file does). */
+  sizeHint?: number
   /** Called with every byte range read, in file order (whole-file hashing). */
   onData?: (bytes: Uint8Array) => void
   signal?: AbortSignal
@@ -82,12 +84,21 @@ export interface ChunkOptions {
  */
 export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
   const p = opts.params ?? DEFAULT_CHUNKER
-  const cap = 2 * p.max
-  const buf = new Uint8Array(cap)
+  const full = 2 * p.max
+  let cap = opts.sizeHint === undefined ? full : Math.min(full, Math.max(64 * 1024, opts.sizeHint + 1))
+  let buf = new Uint8Array(cap)
   let len = 0
   let eof = false
   while (true) {
-    while (!eof && len < cap) {
+    while (!eof) {
+      if (len === cap) {
+        if (cap === full) break
+        // The file is larger than its hint: grow (never past 2 x max).
+        cap = Math.min(full, cap * 4)
+        const bigger = new Uint8Array(cap)
+        bigger.set(buf.subarray(0, len))
+        buf = bigger
+      }
       opts.signal?.throwIfAborted()
       const { bytesRead } = await fh.read(buf, len, cap - len, null)
       if (bytesRead === 0) { eof = true; break }

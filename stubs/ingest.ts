@@ -73,7 +73,7 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     let first = true
     const pending = new Set<Promise<void>>()
     let failure: unknown = null
-    for await (const chunk of chunkFile(fh, { params: ctx.chunker, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
+    for await (const chunk of chunkFile(fh, { params: ctx.chunker, sizeHint: total, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
       if (first) {
         first = false
         if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)

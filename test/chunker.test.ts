@@ -62,6 +62,13 @@ test('streaming chunking of a file equals in-memory chunking, with all bytes see
   assert.deepEqual(lens, chunkLengths(data))
   assert.ok(Buffer.concat(chunks).equals(data))
   assert.ok(Buffer.concat(seen).equals(data))
+  // A size hint that is too small (the file grew) or too large changes nothing.
+  for (const sizeHint of [0, 1000, data.length, data.length * 3]) {
+    const again: number[] = []
+    const fh2 = await fsp.open(path, 'r')
+    try { for await (const c of chunkFile(fh2, { sizeHint })) again.push(c.byteLength) } finally { await fh2.close() }
+    assert.deepEqual(again, lens, `sizeHint ${sizeHint}`)
+  }
 })
 
 test('small parameters work the same way', () => {
