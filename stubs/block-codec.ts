@@ -1,9 +1,12 @@
 // Block codec v1 (docs/stub-format.md, "Encrypted block"): plaintext block -> optional LZ4 ->
-// XChaCha20-Poly1305 with a key and nonce derived from the data key and the keyed plaintext hash.
+// XChaCha20-Poly1305 with a key derived from the data key and the keyed plaintext hash, and a nonce
+// that is a function of the exact bytes sealed (SIV-style), so a key never seals two different
+// messages under one nonce, even if another LZ4 implementation compresses differently.
 // Same owner + same plaintext = same encrypted block (dedupe); block id = BLAKE2b-256(encrypted block).
 //
-//   block  = version (1 byte, 0x01) || AEAD(key, nonce, ad = version byte, inner)
+//   block  = version (1 byte, 0x01) || nonce (24 bytes) || AEAD(key, nonce, ad = version byte, inner)
 //   inner  = codec (1 byte: 0 raw, 1 lz4) || plain length (u32 big-endian) || payload
+//   nonce  = raw: BLAKE2b-512(K_data, label || ph)[32..56)   lz4: BLAKE2b-192(key = block key, inner)
 
 import lz4 from 'lz4'
 import type { Crypto } from './crypto.js'
@@ -13,7 +16,7 @@ export const BLOCK_VERSION = 1
 export const BLOCK_KEY_LABEL = 'dustbox/v1/block'
 export const CODEC = { raw: 0, lz4: 1 } as const
 export const INNER_HEADER = 5
-export const BLOCK_OVERHEAD = 1 + INNER_HEADER + TAG_BYTES
+export const BLOCK_OVERHEAD = 1 + NONCE_BYTES + INNER_HEADER + TAG_BYTES
 /** Hard bound on a block's plaintext, whatever a stub or peer claims. */
 export const MAX_PLAIN_BLOCK = 64 * 1024 * 1024
 
@@ -31,7 +34,10 @@ export interface BlockKeys {
   plainHash: Uint8Array
 }
 
-/** Per-block key and nonce: BLAKE2b-512(key = K_data, "dustbox/v1/block" || ph) split 32 | 24. */
+/**
+ * Per-block key and raw-codec nonce: BLAKE2b-512(key = K_data, "dustbox/v1/block" || ph) split 32 | 24.
+ * (An LZ4 block's nonce is BLAKE2b-192 keyed with the block key over the inner message.)
+ */
 export function blockKeyNonce (crypto: Crypto, dataKey: Uint8Array, ph: Uint8Array): { key: Uint8Array, nonce: Uint8Array } {
   const msg = new Uint8Array(BLOCK_KEY_LABEL.length + HASH_BYTES)
   msg.set(Buffer.from(BLOCK_KEY_LABEL, 'ascii'), 0)
@@ -55,11 +61,14 @@ export function encodeBlock (crypto: Crypto, keys: BlockKeys, plain: Uint8Array)
   if (codec === CODEC.raw) inner.set(plain, INNER_HEADER)
   inner[0] = codec
   inner.writeUInt32BE(plain.byteLength, 1)
-  const { key, nonce } = blockKeyNonce(crypto, keys.data, ph)
-  const sealed = crypto.seal(inner.subarray(0, INNER_HEADER + payloadLen), AD, nonce, key)
-  const block = new Uint8Array(1 + sealed.byteLength)
+  const derived = blockKeyNonce(crypto, keys.data, ph)
+  const message = inner.subarray(0, INNER_HEADER + payloadLen)
+  const nonce = codec === CODEC.raw ? derived.nonce : crypto.hash(message, derived.key, NONCE_BYTES)
+  const sealed = crypto.seal(message, AD, nonce, derived.key)
+  const block = new Uint8Array(1 + NONCE_BYTES + sealed.byteLength)
   block[0] = BLOCK_VERSION
-  block.set(sealed, 1)
+  block.set(nonce, 1)
+  block.set(sealed, 1 + NONCE_BYTES)
   return { ph, id: crypto.hash(block), block, codec }
 }
 
@@ -74,8 +83,8 @@ export function decodeBlock (crypto: Crypto, keys: BlockKeys, ph: Uint8Array, bl
   if (block.byteLength < BLOCK_OVERHEAD) throw new BlockDecodeError(`too short (${block.byteLength} bytes)`)
   if (block[0] !== BLOCK_VERSION) throw new BlockDecodeError(`unknown block version ${block[0]}`)
   if (expectedSize < 0 || expectedSize > MAX_PLAIN_BLOCK) throw new BlockDecodeError(`size ${expectedSize} out of range`)
-  const { key, nonce } = blockKeyNonce(crypto, keys.data, ph)
-  const innerBytes = crypto.open(block.subarray(1), AD, nonce, key)
+  const { key } = blockKeyNonce(crypto, keys.data, ph)
+  const innerBytes = crypto.open(block.subarray(1 + NONCE_BYTES), AD, block.subarray(1, 1 + NONCE_BYTES), key)
   if (innerBytes === null) throw new BlockDecodeError('authentication failed (wrong key or altered bytes)')
   const inner = Buffer.from(innerBytes.buffer, innerBytes.byteOffset, innerBytes.byteLength)
   if (inner.byteLength < INNER_HEADER) throw new BlockDecodeError('inner header truncated')

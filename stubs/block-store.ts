@@ -1,6 +1,6 @@
 // Local content-addressed block store (docs/stub-format.md, "Block store"): one file per encrypted
 // block at <root>/<first 2 hex digits of id>/<64 hex id>. Writes are atomic (temp in <root>/tmp,
-// fsync, rename) and directories are synced in batches by flush(); reads verify BLAKE2b-256(bytes) = id.
+// fsync, rename); syncDirsOf() makes the renames durable; reads verify BLAKE2b-256(bytes) = id.
 // It is the local cache and the outbox that the network layers use.
 
 import { promises as fsp, constants as fsc } from 'node:fs'
@@ -25,7 +25,6 @@ export class BlockStore {
   readonly root: string
   private readonly crypto: Crypto
   private readonly durable: boolean
-  private readonly dirtyDirs = new Set<string>()
   private readonly tmpDir: string
   private readyPromise: Promise<void> | null = null
 
@@ -104,16 +103,19 @@ export class BlockStore {
       await fsp.unlink(tmp).catch(() => {})
       throw ioError('write block', path, err)
     }
-    this.dirtyDirs.add(join(this.root, toHex(id).slice(0, 2)))
     return true
   }
 
-  /** Make every rename since the last flush durable (fsync of the touched shard directories). */
-  async flush (): Promise<void> {
-    const dirs = [...this.dirtyDirs]
-    this.dirtyDirs.clear()
+  /**
+   * Make the blocks' directory entries durable: fsync the shard directories of these ids. Each
+   * operation syncs its own blocks' directories (also for blocks it found already present, which a
+   * crashed writer may have renamed but never synced).
+   */
+  async syncDirsOf (ids: Iterable<Uint8Array | string>): Promise<void> {
     if (!this.durable) return
-    await Promise.all(dirs.map(async d => await fsyncDir(d).catch(err => { throw ioError('fsync', d, err) })))
+    const dirs = new Set<string>()
+    for (const id of ids) dirs.add(join(this.root, (typeof id === 'string' ? id : toHex(id)).slice(0, 2)))
+    await Promise.all([...dirs].map(async d => await fsyncDir(d).catch(err => { throw ioError('fsync', d, err) })))
   }
 
   /**

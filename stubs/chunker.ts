@@ -33,7 +33,7 @@ export function validateParams (p: ChunkerParams): void {
  * Length of the next chunk of src[start, end). Call with end - start >= max, or with the final bytes at
  * the end of input (then the rest is returned when no cut is found).
  */
-export function findCut (src: Uint8Array, start: number, end: number, p: ChunkerParams = DEFAULT_CHUNKER): number {
+export function findCut (src: Uint8Array, start: number, end: number, p: ChunkerParams = DEFAULT_CHUNKER, gear: Int32Array = GEAR): number {
   let n = end - start
   if (n <= p.min) return n
   if (n > p.max) n = p.max
@@ -41,7 +41,6 @@ export function findCut (src: Uint8Array, start: number, end: number, p: Chunker
   const maskS = topMask(bits + 2)
   const maskL = topMask(bits - 2)
   const normal = p.avg < n ? p.avg : n
-  const gear = GEAR
   let h = 0
   let i = start + p.min
   const stopS = start + normal
@@ -58,11 +57,11 @@ export function findCut (src: Uint8Array, start: number, end: number, p: Chunker
 }
 
 /** All chunk lengths of an in-memory buffer (tests, vectors). */
-export function chunkLengths (data: Uint8Array, p: ChunkerParams = DEFAULT_CHUNKER): number[] {
+export function chunkLengths (data: Uint8Array, p: ChunkerParams = DEFAULT_CHUNKER, gear: Int32Array = GEAR): number[] {
   const out: number[] = []
   let pos = 0
   while (pos < data.byteLength) {
-    const n = findCut(data, pos, data.byteLength, p)
+    const n = findCut(data, pos, data.byteLength, p, gear)
     out.push(n)
     pos += n
   }
@@ -71,6 +70,8 @@ export function chunkLengths (data: Uint8Array, p: ChunkerParams = DEFAULT_CHUNK
 
 export interface ChunkOptions {
   params?: ChunkerParams
+  /** Gear table (the owner's keyed table; default the unkeyed one). */
+  gear?: Int32Array
   /** Expected file size: small files get a small read buffer (it grows if the file does). */
   sizeHint?: number
   /** Called with every byte range read, in file order (whole-file hashing). */
@@ -84,6 +85,7 @@ export interface ChunkOptions {
  */
 export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
   const p = opts.params ?? DEFAULT_CHUNKER
+  const gear = opts.gear ?? GEAR
   const full = 2 * p.max
   let cap = opts.sizeHint === undefined ? full : Math.min(full, Math.max(64 * 1024, opts.sizeHint + 1))
   let buf = new Uint8Array(cap)
@@ -107,7 +109,7 @@ export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): Asy
     }
     let pos = 0
     while (len - pos >= p.max || (eof && len > pos)) {
-      const n = findCut(buf, pos, len, p)
+      const n = findCut(buf, pos, len, p, gear)
       yield buf.slice(pos, pos + n)
       pos += n
     }

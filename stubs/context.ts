@@ -14,6 +14,8 @@ export interface EngineContext {
   readonly store: BlockStore
   readonly pool: BlockPool
   readonly chunker: ChunkerParams
+  /** The owner's keyed gear table. */
+  readonly gear: Int32Array
   /** Bytes of blocks in flight (read but not yet stored / decoded but not yet written). */
   readonly budget: Semaphore
 }

@@ -7,6 +7,7 @@ import { deriveKeys, loadSecret, type Keys } from './keys.js'
 import { BlockStore } from './block-store.js'
 import { BlockPool, POOL_SIZE } from './block-pool.js'
 import { DEFAULT_CHUNKER, validateParams, type ChunkerParams } from './chunker.js'
+import { gearTable } from './gear.js'
 import { Semaphore } from './semaphore.js'
 import type { EngineContext, OpOptions } from './context.js'
 import { stubFile, type StubResult } from './ingest.js'
@@ -43,6 +44,7 @@ export class StubEngine implements EngineContext {
   readonly store: BlockStore
   readonly pool: BlockPool
   readonly chunker: ChunkerParams
+  readonly gear: Int32Array
   readonly budget: Semaphore
   readonly fileConcurrency: number
   private closed = false
@@ -53,6 +55,7 @@ export class StubEngine implements EngineContext {
     this.keys = keys
     this.chunker = opts.chunker ?? DEFAULT_CHUNKER
     validateParams(this.chunker)
+    this.gear = gearTable(crypto, keys.chunker)
     this.store = new BlockStore(crypto, join(opts.home, BLOCKS_DIR), { durable: opts.durable })
     this.pool = new BlockPool({ data: keys.data, plainHash: keys.plainHash }, opts.workers ?? POOL_SIZE)
     this.budget = new Semaphore(Math.max(opts.inflightBytes ?? INFLIGHT_BYTES, 2 * (this.chunker.max + 64)))

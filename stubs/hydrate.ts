@@ -101,11 +101,11 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
       throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: restored bytes do not match the stub's whole-file hash`)
     }
     await fh.chmod(stub.mode)
+    // Node sets times with microsecond precision; the stub keeps nanoseconds.
+    await fh.utimes(new Date(), Number(stub.mtimeNs) / 1e9)
     await fh.sync()
     await fh.close()
     closed = true
-    const mtime = Number(stub.mtimeNs) / 1e9
-    await fsp.utimes(tmp, new Date(), mtime)
     await placeNoClobber(tmp, target)
   } catch (err) {
     if (!closed) await fh.close().catch(() => {})

@@ -13,7 +13,7 @@ import { writeFileAtomic, fsyncDir } from './fsutil.js'
 import { readStubFile } from './stub-io.js'
 import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
-import { toHex } from './crypto.js'
+import { toHex, equalBytes } from './crypto.js'
 
 export interface StubResult {
   readonly path: string
@@ -60,12 +60,13 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
   let newBlocks = 0
   let storedBytes = 0
   let hash: Uint8Array
+  let existing: Stub | null
   try {
     const st = await fh.stat({ bigint: true })
     if (!st.isFile()) throw new StubError(StubCodes.NOT_A_FILE, `${where} is not a regular file`)
     before = identityOf(st)
     mode = Number(st.mode & 0o7777n)
-    await checkExistingStub(ctx, stubPath)
+    existing = await checkExistingStub(ctx, stubPath)
 
     const total = Number(st.size)
     const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
@@ -73,7 +74,7 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     let first = true
     const pending = new Set<Promise<void>>()
     let failure: unknown = null
-    for await (const chunk of chunkFile(fh, { params: ctx.chunker, sizeHint: total, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
+    for await (const chunk of chunkFile(fh, { params: ctx.chunker, gear: ctx.gear, sizeHint: total, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
       if (first) {
         first = false
         if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)
@@ -109,15 +110,21 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     await fh.close()
   }
 
-  await ctx.store.flush()
+  await ctx.store.syncDirsOf(blocks.map(b => b.id))
   opts.onProgress?.({ file: path, state: 'verifying', bytes: 0, total: blocks.length })
   await verifyStored(ctx, blocks, path)
 
+  if (existing !== null && !equalBytes(existing.hash, hash)) {
+    throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} is the stub of another version of ${where}; hydrate or move it away first`)
+  }
   const stub: Stub = { owner: ctx.keys.ownerId, name, size: Number(before.size), mode, mtimeNs: before.mtimeNs, hash, chunker: ctx.chunker, blocks }
   const bytes = encodeStub(ctx.crypto, ctx.keys.stubMac, stub, basename(stubPath))
   try {
-    await writeFileAtomic(stubPath, bytes, { mode: mode & 0o666 })
+    // A stub of this very content (left by a crash before the original was removed) may be
+    // replaced; otherwise never overwrite whatever appeared at the stub's name meanwhile.
+    await writeFileAtomic(stubPath, bytes, { mode: mode & 0o666, noClobber: existing === null })
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} appeared while stubbing; not overwriting it`)
     throw ioError('write stub', stubPath, err)
   }
   // Last check before the original goes: it must still be the very file whose blocks we stored.
@@ -138,17 +145,18 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
 }
 
 /**
- * A stub already at the stub path may be replaced only when it is a valid stub of ours (for example
- * left by a stub run that crashed before removing the original). Anything else is the user's file.
+ * A stub already at the stub path may be replaced only when it is a valid stub of ours of the same
+ * content (left by a stub run that crashed before removing the original; the caller compares the
+ * hash). Anything else is the user's file or another version: TARGET_EXISTS.
  */
-async function checkExistingStub (ctx: EngineContext, stubPath: string): Promise<void> {
+async function checkExistingStub (ctx: EngineContext, stubPath: string): Promise<Stub | null> {
   try {
     await fsp.lstat(stubPath)
   } catch {
-    return
+    return null
   }
   try {
-    await readStubFile(ctx, stubPath)
+    return await readStubFile(ctx, stubPath)
   } catch (err) {
     throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} already exists and is not a valid stub of this identity; not overwriting it`, { cause: err })
   }

@@ -1,11 +1,12 @@
 // The owner's key hierarchy (docs/keys.md): one 32-byte root secret, and every other key derived from
 // it with keyed BLAKE2b-256 over a fixed ASCII label. Also reads and writes the secret file (0600).
 
-import { promises as fsp, constants as fsc } from 'node:fs'
-import { join, dirname } from 'node:path'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
 import type { Crypto } from './crypto.js'
 import { KEY_BYTES, toHex, fromHex } from './crypto.js'
-import { StubError, StubCodes } from './errors.js'
+import { StubError, StubCodes, ioError } from './errors.js'
+import { writeFileAtomic } from './fsutil.js'
 
 /** KDF labels: K_label = BLAKE2b-256(key = root secret, message = ASCII label). Never change them. */
 export const KDF_LABELS = {
@@ -13,7 +14,8 @@ export const KDF_LABELS = {
   data: 'dustbox/v1/data',
   plainHash: 'dustbox/v1/plain-hash',
   stubMac: 'dustbox/v1/stub-mac',
-  index: 'dustbox/v1/index'
+  index: 'dustbox/v1/index',
+  chunker: 'dustbox/v1/chunker'
 } as const
 
 export const SECRET_FILE = 'secret.key'
@@ -32,6 +34,8 @@ export interface Keys {
   readonly stubMac: Uint8Array
   /** Encrypts the folder index (later issues). */
   readonly index: Uint8Array
+  /** Keys the chunker's gear table, so block boundaries are private to the owner. */
+  readonly chunker: Uint8Array
 }
 
 export function deriveKey (crypto: Crypto, root: Uint8Array, label: string): Uint8Array {
@@ -47,7 +51,8 @@ export function deriveKeys (crypto: Crypto, root: Uint8Array): Keys {
     data: deriveKey(crypto, root, KDF_LABELS.data),
     plainHash: deriveKey(crypto, root, KDF_LABELS.plainHash),
     stubMac: deriveKey(crypto, root, KDF_LABELS.stubMac),
-    index: deriveKey(crypto, root, KDF_LABELS.index)
+    index: deriveKey(crypto, root, KDF_LABELS.index),
+    chunker: deriveKey(crypto, root, KDF_LABELS.chunker)
   }
 }
 
@@ -68,29 +73,22 @@ export function decodeSecretFile (text: string, path: string): Uint8Array {
   throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is not a dustbox secret file (expected a line "${SECRET_PREFIX}<64 hex digits>")`)
 }
 
-/** Create the home's secret file (0600, exclusive); KEY_EXISTS if there is one already. */
+/**
+ * Create the home's secret file atomically (temp, fsync, no-clobber link: a crash leaves no empty or
+ * partial secret), mode 0600 in a 0700 home. KEY_EXISTS if there is one already.
+ */
 export async function createSecret (crypto: Crypto, home: string): Promise<Uint8Array> {
   const path = join(home, SECRET_FILE)
-  await fsp.mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  await fsp.mkdir(home, { recursive: true, mode: 0o700 })
   const root = crypto.randomBytes(KEY_BYTES)
-  let fh: fsp.FileHandle
   try {
-    fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+    await writeFileAtomic(path, Buffer.from(encodeSecretFile(root), 'ascii'), { mode: 0o600, noClobber: true })
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new StubError(StubCodes.KEY_EXISTS, `${JSON.stringify(path)} already exists; refusing to replace an identity`)
     }
-    throw err
+    throw ioError('write secret', path, err)
   }
-  try {
-    await fh.writeFile(encodeSecretFile(root))
-    await fh.chmod(0o600)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  const dir = await fsp.open(home, 'r')
-  try { await dir.sync() } finally { await dir.close() }
   return root
 }
 
@@ -102,6 +100,9 @@ export async function loadSecret (home: string): Promise<Uint8Array> {
   try {
     const st = await fsp.stat(path)
     if (!st.isFile() || st.size > MAX_SECRET_FILE) throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is not a dustbox secret file`)
+    if ((st.mode & 0o077) !== 0) {
+      throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run "chmod 600 ${path}"`)
+    }
     text = await fsp.readFile(path, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {

@@ -56,8 +56,10 @@ function humanSize (n: number): string {
   return u === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[u]}`
 }
 
-function shellQuote (s: string): string {
-  return "'" + s.replace(/'/g, "'\\''") + "'"
+/** Quote a name for a POSIX shell on one line: '...' or, with control characters, $'...'. */
+export function shellQuote (s: string): string {
+  if (!/[\u0000-\u001f\u007f]/.test(s)) return "'" + s.replace(/'/g, "'\\''") + "'"
+  return "$'" + s.replace(/[\\']/g, c => '\\' + c).replace(/[\u0000-\u001f\u007f]/g, c => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')) + "'"
 }
 
 /** Encode a stub; `stubFileName` is only used in the human-readable comment. */
@@ -66,7 +68,7 @@ export function encodeStub (crypto: Crypto, macKey: Uint8Array, stub: Stub, stub
   lines.push(`${STUB_MAGIC} v${STUB_VERSION}`)
   const shown = JSON.stringify(stub.name).slice(1, -1)
   lines.push(`# dustbox stub: "${shown}" (${humanSize(stub.size)}) is stored encrypted in the owner's dustbox.`)
-  lines.push(`# To get the file back, double-click this file or run: dustbox open ${shellQuote(JSON.stringify(stubFileName).slice(1, -1))}`)
+  lines.push(`# To get the file back, double-click this file or run: dustbox open ${shellQuote(stubFileName)}`)
   lines.push('# Do not edit: any change makes this stub invalid. Format: docs/stub-format.md')
   lines.push(`owner ed25519:${stub.owner}`)
   lines.push(`name ${JSON.stringify(stub.name)}`)

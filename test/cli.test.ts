@@ -92,11 +92,16 @@ test('init, stub, inspect, verify, hydrate through the CLI', async t => {
 test('a corrupt secret file is a clear error', async t => {
   const dir = await tempDir(t)
   await fsp.mkdir(join(dir, 'h'))
-  await fsp.writeFile(join(dir, 'h', 'secret.key'), 'dustbox-secret-v1:1234\n')
+  await fsp.writeFile(join(dir, 'h', 'secret.key'), 'dustbox-secret-v1:1234\n', { mode: 0o600 })
   const r = dustbox(['--home', join(dir, 'h'), 'verify', 'x.f'])
   assert.equal(r.code, 1)
   assert.match(r.err, /^KEY_INVALID: /)
   assert.ok(!r.err.includes('1234'), 'no key material in errors')
+  assert.equal(dustbox(['--home', join(dir, 'g'), 'init']).code, 0)
+  await fsp.chmod(join(dir, 'g', 'secret.key'), 0o644)
+  const open = dustbox(['--home', join(dir, 'g'), 'verify', 'x.f'])
+  assert.equal(open.code, 1)
+  assert.match(open.err, /^KEY_INVALID: .*readable by others.*chmod 600/)
 })
 
 test('the offline demo runs', () => {

@@ -147,6 +147,17 @@ test('a stub left next to its original (crash before removal) is replaced by a f
   assert.ok((await fsp.readFile(paths['a.txt'] + '.f')).length === stubCopy.length)
 })
 
+test('a new file next to the stub of an older version is refused; both are kept', async t => {
+  const { engine, dir } = await engineFor(t)
+  const paths = await writeTree(join(dir, 'f'), { 'notes.txt': 'version one' })
+  await engine.stub(paths['notes.txt'])
+  const oldStub = await fsp.readFile(paths['notes.txt'] + '.f')
+  await fsp.writeFile(paths['notes.txt'], 'version two, a different file')
+  assert.equal(await codeOf(engine.stub(paths['notes.txt'])), 'TARGET_EXISTS')
+  assert.ok((await fsp.readFile(paths['notes.txt'] + '.f')).equals(oldStub))
+  assert.equal(await fsp.readFile(paths['notes.txt'], 'utf8'), 'version two, a different file')
+})
+
 test("a stub of another identity is STUB_FOREIGN and an edited stub is STUB_INVALID; nothing changes", async t => {
   const { engine, dir } = await engineFor(t)
   const paths = await writeTree(join(dir, 'f'), { 'a.txt': 'alpha', 'b.txt': 'beta' })
