@@ -33,8 +33,7 @@ export async function writeFileAtomic (target: string, data: Uint8Array, opts: {
       await fh.close()
     }
     if (opts.noClobber === true) {
-      await fsp.link(tmp, target)
-      await fsp.unlink(tmp)
+      await placeNoClobber(tmp, target)
     } else {
       await fsp.rename(tmp, target)
     }
@@ -43,4 +42,30 @@ export async function writeFileAtomic (target: string, data: Uint8Array, opts: {
     throw err
   }
   if (opts.syncDir !== false) await fsyncDir(dirname(target))
+}
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await fsp.lstat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Move tmp to target without ever replacing an existing target: a hard link (fails with EEXIST),
+ * then unlink tmp. On file systems without hard links, a checked rename (a narrow race remains).
+ */
+export async function placeNoClobber (tmp: string, target: string): Promise<void> {
+  try {
+    await fsp.link(tmp, target)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK' && code !== 'ENOSYS') throw err
+    if (await exists(target)) throw Object.assign(new Error(`EEXIST: ${target} exists`), { code: 'EEXIST' })
+    await fsp.rename(tmp, target)
+    return
+  }
+  await fsp.unlink(tmp)
 }

@@ -9,7 +9,7 @@ import { StubError, StubCodes, ioError } from './errors.js'
 import { readStubFile } from './stub-io.js'
 import type { Stub } from './stub-format.js'
 import { targetNameFor } from './names.js'
-import { tempPathFor, fsyncDir } from './fsutil.js'
+import { tempPathFor, fsyncDir, placeNoClobber } from './fsutil.js'
 import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
 import { equalBytes } from './crypto.js'
@@ -101,12 +101,18 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
       throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: restored bytes do not match the stub's whole-file hash`)
     }
     await fh.chmod(stub.mode)
-    // Node sets times with microsecond precision; the stub keeps nanoseconds.
-    await fh.utimes(new Date(), Number(stub.mtimeNs) / 1e9)
+    // Node sets times with microsecond precision (the stub keeps nanoseconds). Seconds go as a
+    // numeric string: Node replaces a negative number (a pre-1970 mtime) with the current time.
+    await fh.utimes(new Date(), String(Number(stub.mtimeNs) / 1e9))
     await fh.sync()
     await fh.close()
     closed = true
-    await placeNoClobber(tmp, target)
+    try {
+      await placeNoClobber(tmp, target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new StubError(StubCodes.TARGET_EXISTS, `${where} appeared while hydrating; not overwriting it`)
+      throw err
+    }
   } catch (err) {
     if (!closed) await fh.close().catch(() => {})
     await fsp.unlink(tmp).catch(() => {})
@@ -143,20 +149,4 @@ async function exists (path: string): Promise<boolean> {
   } catch {
     return false
   }
-}
-
-/** Move tmp to target without ever replacing an existing target (hard link, else checked rename). */
-async function placeNoClobber (tmp: string, target: string): Promise<void> {
-  try {
-    await fsp.link(tmp, target)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(target)} appeared while hydrating; not overwriting it`)
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err
-    // File systems without hard links: the narrow check-then-rename fallback.
-    if (await exists(target)) throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(target)} appeared while hydrating; not overwriting it`)
-    await fsp.rename(tmp, target)
-    return
-  }
-  await fsp.unlink(tmp)
 }

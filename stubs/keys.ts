@@ -101,7 +101,7 @@ export async function loadSecret (home: string): Promise<Uint8Array> {
     const st = await fsp.stat(path)
     if (!st.isFile() || st.size > MAX_SECRET_FILE) throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is not a dustbox secret file`)
     if ((st.mode & 0o077) !== 0) {
-      throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run "chmod 600 ${path}"`)
+      throw new StubError(StubCodes.KEY_INVALID, `${JSON.stringify(path)} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run "chmod 600 ${path}"`)
     }
     text = await fsp.readFile(path, 'utf8')
   } catch (err) {

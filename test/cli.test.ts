@@ -101,7 +101,7 @@ test('a corrupt secret file is a clear error', async t => {
   await fsp.chmod(join(dir, 'g', 'secret.key'), 0o644)
   const open = dustbox(['--home', join(dir, 'g'), 'verify', 'x.f'])
   assert.equal(open.code, 1)
-  assert.match(open.err, /^KEY_INVALID: .*readable by others.*chmod 600/)
+  assert.match(open.err, /^KEY_INVALID: .*accessible by group or others.*chmod 600/)
 })
 
 test('the offline demo runs', () => {

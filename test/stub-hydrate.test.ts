@@ -41,7 +41,7 @@ test('files become stubs and come back byte-exact with mode and mtime', async t 
   for (const [rel, p] of Object.entries(paths)) {
     const mode = [0o644, 0o600, 0o755, 0o640][i++ % 4]
     await fsp.chmod(p, mode)
-    await fsp.utimes(p, new Date(), new Date(Date.UTC(2001, 2, 3, 4, 5, 6) + i * 1234))
+    await fsp.utimes(p, new Date(), i === 3 ? '-86400.5' : new Date(Date.UTC(2001, 2, 3, 4, 5, 6) + i * 1234))
     const st = await fsp.stat(p)
     before[rel] = { sha: await fileSha256(p), mode: st.mode & 0o7777, mtimeMs: st.mtimeMs }
   }
