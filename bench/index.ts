@@ -1,0 +1,36 @@
+// Benchmark entry point (`npm run bench -- [NAME...] [--flag=value...]`): runs the named benches,
+// or every known bench when none is named. An unknown name or flag prints one USAGE line, exit 2.
+// Benches print their table to stdout and end with a one-line JSON summary; progress goes to stderr.
+
+const KNOWN = ['ingest'] as const
+type BenchName = typeof KNOWN[number]
+
+async function load (name: BenchName): Promise<() => Promise<void>> {
+  switch (name) {
+    case 'ingest': return (await import('./ingest.js')).runIngestBench
+  }
+}
+
+function usage (flagsUsage: string, why?: string): never {
+  process.stderr.write(`USAGE: npm run bench -- [${KNOWN.join('|')}]... ${flagsUsage}${why ? `  (${why})` : ''}\n`)
+  process.exit(2)
+}
+
+async function main (): Promise<void> {
+  let config: typeof import('./config.js')
+  try {
+    config = await import('./config.js')
+  } catch (err) {
+    usage('[--flag=value]...', (err as Error).message)
+  }
+  const unknown = config.BENCH_NAMES.filter(n => !(KNOWN as readonly string[]).includes(n))
+  if (unknown.length > 0) usage(config.FLAGS_USAGE, `unknown bench ${unknown.join(', ')}`)
+  if (config.UNKNOWN_FLAGS.length > 0) usage(config.FLAGS_USAGE, `unknown flag ${config.UNKNOWN_FLAGS.join(', ')}`)
+  const names = config.BENCH_NAMES.length > 0 ? config.BENCH_NAMES as BenchName[] : [...KNOWN]
+  for (const name of names) await (await load(name))()
+}
+
+main().catch(err => {
+  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+})
