@@ -9,7 +9,7 @@ import { chunkFile } from './chunker.js'
 import { StubError, StubCodes, ioError } from './errors.js'
 import { encodeStub, isStubBytes, MAX_BLOCKS, type Stub, type StubBlock } from './stub-format.js'
 import { nameProblem, stubNameFor, isTempName } from './names.js'
-import { writeFileAtomic, fsyncDir } from './fsutil.js'
+import { writeFileAtomic } from './fsutil.js'
 import { readStubFile } from './stub-io.js'
 import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
@@ -134,9 +134,10 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     await fsp.unlink(stubPath).catch(() => {})
     throw new StubError(StubCodes.FILE_CHANGED, `${where} changed while it was being stubbed; left as it is`)
   }
+  // No directory fsync after this unlink: if a crash undoes it, the original is back next to a
+  // valid stub of the same content, a safe state that the next stub run completes.
   try {
     await fsp.unlink(path)
-    await fsyncDir(dir)
   } catch (err) {
     throw ioError('remove original', path, err)
   }
