@@ -155,7 +155,7 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
   for (const r of sets) {
     for (const op of ['stub', 'hydrate'] as const) {
       const m = r[op]
-      rows.push(['dustbox', op, r.set, String(r.files), cell(r.bytes / MB, 0), cell(m.seconds, 2), cell(r.bytes / MB / m.seconds), cell(r.files / m.seconds, 0), cpu(m), rss(m), target(r.set, op, r)])
+      rows.push(['dustbox', op, r.set, String(r.files), cell(r.bytes / MB, 0), cell(m.seconds, 2), cell(r.bytes / MB / m.seconds), r.files >= 100 ? cell(r.files / m.seconds, 0) : '-', cpu(m), rss(m), target(r.set, op, r)])
     }
   }
   if ('skipped' in huge) {
@@ -170,7 +170,7 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
       for (const s of SETS) {
         const t = times[s]
         const info = corpus.sets[s]
-        rows.push([`restic ${restic.version}`, op, s, String(info.files), cell(info.bytes / MB, 0), cell(t, 2), cell(mbps(info.bytes, t)), cell(fps(info.files, t), 0), '-', '-', ''])
+        rows.push([`restic ${restic.version}`, op, s, String(info.files), cell(info.bytes / MB, 0), cell(t, 2), cell(mbps(info.bytes, t)), info.files >= 100 ? cell(fps(info.files, t), 0) : '-', '-', '-', ''])
       }
     }
   }
@@ -196,7 +196,7 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
   out.push('')
   for (const r of sets) out.push(`${r.set}: ${r.blocks} blocks, stored ${cell(r.storedBytes / MB, 0)} MB (${cell(r.storedBytes / r.bytes, 3)} of input), ${r.verified} files verified byte-exact (sha256 vs corpus)`)
   if (!('skipped' in huge)) out.push(`huge: one ${cell(huge.bytes / MiB, 0)} MiB keystream file, in a fresh child process; its RSS before stubbing (engine open, workers idle) was ${cell(huge.baselineRssBytes / MiB, 0)} MiB`)
-  out.push('notes: MB = 10^6 B. Input is read from the page cache (the copy is synced first; caches cannot be dropped here).')
+  out.push('notes: MB = 10^6 B; files/s only for sets of 100+ files. Input is read from the page cache (the copy is synced first; caches cannot be dropped here).')
   out.push('       Hydrate reads blocks just written (warm cache). cpu% = (user+sys)/wall of the whole process, 200% = 2 cores.')
   out.push('       Peak RSS covers the block workers (threads of this process): max of a ' + RSS_SAMPLE_MS + ' ms sampler and the kernel high-water mark')
   out.push('       reset per phase via /proc/self/clear_refs' + ([...sets.flatMap(s => [s.stub, s.hydrate])].some(m => !m.hwmReset) ? ' (* = reset refused: sampler only)' : '') + '.')
