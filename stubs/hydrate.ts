@@ -74,7 +74,15 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
   const stub = await readStubFile(ctx, stubPath)
   const target = join(dir, targetNameFor(basename(stubPath), stub.name))
   const where = JSON.stringify(target)
-  if (await exists(target)) throw new StubError(StubCodes.TARGET_EXISTS, `${where} already exists; move it away to hydrate ${JSON.stringify(stubPath)}`)
+  if (await exists(target)) {
+    if (!await isRestoredCopy(ctx, target, stub, opts.signal)) {
+      throw new StubError(StubCodes.TARGET_EXISTS, `${where} already exists; move it away to hydrate ${JSON.stringify(stubPath)}`)
+    }
+    // A hydrate that crashed after placing the file left it next to its stub: finish it.
+    await removeStub(dir, stubPath)
+    opts.onProgress?.({ file: target, state: 'hydrated', bytes: stub.size, total: stub.size })
+    return { stubPath, path: target, size: stub.size, blocks: stub.blocks.length }
+  }
 
   const tmp = tempPathFor(target)
   let fh: fsp.FileHandle
@@ -118,13 +126,7 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
     await fsp.unlink(tmp).catch(() => {})
     throw err instanceof StubError ? err : ioError('hydrate', target, err)
   }
-  try {
-    await fsyncDir(dir)
-    await fsp.unlink(stubPath)
-    await fsyncDir(dir)
-  } catch (err) {
-    throw ioError('remove stub', stubPath, err)
-  }
+  await removeStub(dir, stubPath)
   opts.onProgress?.({ file: target, state: 'hydrated', bytes: stub.size, total: stub.size })
   return { stubPath, path: target, size: stub.size, blocks: stub.blocks.length }
 }
@@ -141,6 +143,50 @@ export async function verifyStub (ctx: EngineContext, stubFile: string, opts: Op
   }
   return { stubPath, size: stub.size, blocks: stub.blocks.length }
 }
+
+/** Make the restored file's directory entry durable, then remove the stub durably. */
+async function removeStub (dir: string, stubPath: string): Promise<void> {
+  try {
+    await fsyncDir(dir)
+    await fsp.unlink(stubPath)
+    await fsyncDir(dir)
+  } catch (err) {
+    throw ioError('remove stub', stubPath, err)
+  }
+}
+
+/**
+ * True when `target` is a regular file holding exactly the stub's content (size and keyed whole-file
+ * hash): the file a crashed hydrate already placed. Symbolic links and other types are never it.
+ */
+async function isRestoredCopy (ctx: EngineContext, target: string, stub: Stub, signal?: AbortSignal): Promise<boolean> {
+  let fh: fsp.FileHandle
+  try {
+    fh = await fsp.open(target, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  } catch {
+    return false
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile() || st.size !== stub.size) return false
+    const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
+    const buf = Buffer.allocUnsafe(Math.min(Math.max(stub.size, 1), COMPARE_BUFFER))
+    let total = 0
+    while (true) {
+      signal?.throwIfAborted()
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, null)
+      if (bytesRead === 0) break
+      hasher.update(buf.subarray(0, bytesRead))
+      total += bytesRead
+    }
+    return total === stub.size && equalBytes(hasher.digest(), stub.hash)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Read buffer for comparing an existing target with a stub's hash. */
+const COMPARE_BUFFER = 1024 * 1024
 
 async function exists (path: string): Promise<boolean> {
   try {

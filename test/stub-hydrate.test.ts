@@ -147,6 +147,35 @@ test('a stub left next to its original (crash before removal) is replaced by a f
   assert.ok((await fsp.readFile(paths['a.txt'] + '.f')).length === stubCopy.length)
 })
 
+test('hydrate finishes a crashed hydrate: the identical file next to its stub means only the stub goes', async t => {
+  const { engine, dir } = await engineFor(t)
+  const data = textLike('half-hydrated', 300000)
+  const paths = await writeTree(join(dir, 'f'), { 'doc ü.txt': data, 'empty': '' })
+  for (const p of Object.values(paths)) {
+    await engine.stub(p)
+    const stubBytes = await fsp.readFile(p + '.f')
+    await engine.hydrate(p + '.f')
+    await fsp.writeFile(p + '.f', stubBytes) // the state a crash between placing the file and removing the stub leaves
+    const h = await engine.hydrate(p + '.f')
+    assert.equal(h.path, p)
+    assert.equal(await exists(p + '.f'), false, 'stub removed')
+  }
+  assert.equal(await fileSha256(paths['doc ü.txt']), sha256(data))
+  // Same size, other bytes: that is someone's file, not ours to judge.
+  await engine.stub(paths['doc ü.txt'])
+  const other = Buffer.from(data); other[12345] ^= 1
+  await fsp.writeFile(paths['doc ü.txt'], other)
+  assert.equal(await codeOf(engine.hydrate(paths['doc ü.txt'] + '.f')), 'TARGET_EXISTS')
+  assert.ok(await exists(paths['doc ü.txt'] + '.f'))
+  assert.ok((await fsp.readFile(paths['doc ü.txt'])).equals(other))
+  // A symbolic link to an identical file is not the restored file either.
+  await fsp.rename(paths['doc ü.txt'], join(dir, 'elsewhere'))
+  await fsp.writeFile(join(dir, 'elsewhere'), data)
+  await fsp.symlink(join(dir, 'elsewhere'), paths['doc ü.txt'])
+  assert.equal(await codeOf(engine.hydrate(paths['doc ü.txt'] + '.f')), 'TARGET_EXISTS')
+  assert.ok(await exists(paths['doc ü.txt'] + '.f'))
+})
+
 test('a new file next to the stub of an older version is refused; both are kept', async t => {
   const { engine, dir } = await engineFor(t)
   const paths = await writeTree(join(dir, 'f'), { 'notes.txt': 'version one' })
