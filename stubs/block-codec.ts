@@ -48,14 +48,32 @@ export function blockKeyNonce (crypto: Crypto, dataKey: Uint8Array, ph: Uint8Arr
 
 const AD = new Uint8Array([BLOCK_VERSION])
 
-export function encodeBlock (crypto: Crypto, keys: BlockKeys, plain: Uint8Array): EncodedBlock {
+/**
+ * A working buffer reused from block to block (one per worker), so that encoding or decoding a block
+ * allocates only its result: the garbage of a 4 GiB stub is then its blocks, not three times that.
+ */
+export class Scratch {
+  private buf = Buffer.alloc(0)
+
+  /** A view of at least `n` writable bytes (exactly `n`), valid until the next call. */
+  take (n: number): Buffer {
+    if (this.buf.byteLength < n) this.buf = Buffer.allocUnsafeSlow(n)
+    return this.buf.subarray(0, n)
+  }
+}
+
+/**
+ * Encode one plaintext block. The block is written into `out` when given (at least |plain| + 46
+ * bytes; the result is a view of its first |block| bytes), else into a new buffer.
+ */
+export function encodeBlock (crypto: Crypto, keys: BlockKeys, plain: Uint8Array, scratch: Scratch = new Scratch(), out?: Uint8Array): EncodedBlock {
   const ph = crypto.hash(plain, keys.plainHash)
   const bound = lz4.encodeBound(plain.byteLength)
-  const inner = Buffer.allocUnsafe(INNER_HEADER + Math.max(bound, plain.byteLength))
+  const inner = scratch.take(INNER_HEADER + Math.max(bound, plain.byteLength))
   let codec: number = CODEC.raw
   let payloadLen = plain.byteLength
   if (plain.byteLength > 0) {
-    const n = lz4.encodeBlock(plain, inner.subarray(INNER_HEADER))
+    const n = lz4.encodeBlock(asBuffer(plain), inner.subarray(INNER_HEADER))
     if (n > 0 && n < plain.byteLength) { codec = CODEC.lz4; payloadLen = n }
   }
   if (codec === CODEC.raw) inner.set(plain, INNER_HEADER)
@@ -64,11 +82,12 @@ export function encodeBlock (crypto: Crypto, keys: BlockKeys, plain: Uint8Array)
   const derived = blockKeyNonce(crypto, keys.data, ph)
   const message = inner.subarray(0, INNER_HEADER + payloadLen)
   const nonce = codec === CODEC.raw ? derived.nonce : crypto.hash(message, derived.key, NONCE_BYTES)
-  const sealed = crypto.seal(message, AD, nonce, derived.key)
-  const block = new Uint8Array(1 + NONCE_BYTES + sealed.byteLength)
+  const blockLength = 1 + NONCE_BYTES + message.byteLength + TAG_BYTES
+  if (out !== undefined && out.byteLength < blockLength) throw new RangeError(`encodeBlock: output of ${out.byteLength} bytes cannot hold ${blockLength}`)
+  const block = out === undefined ? new Uint8Array(blockLength) : out.subarray(0, blockLength)
   block[0] = BLOCK_VERSION
   block.set(nonce, 1)
-  block.set(sealed, 1 + NONCE_BYTES)
+  crypto.seal(message, AD, nonce, derived.key, block.subarray(1 + NONCE_BYTES))
   return { ph, id: crypto.hash(block), block, codec }
 }
 
@@ -77,33 +96,42 @@ export class BlockDecodeError extends Error {}
 
 /**
  * Decrypt and decompress an encrypted block and check it is exactly the plaintext that `ph` names.
- * Throws BlockDecodeError on any mismatch; never trusts a length it has not bounded.
+ * Throws BlockDecodeError on any mismatch; never trusts a length it has not bounded. The plaintext
+ * returned is a buffer of its own (never a view of `scratch` or of a shared pool), so it can be
+ * transferred to another thread), or `out` when given (exactly `expectedSize` bytes).
  */
-export function decodeBlock (crypto: Crypto, keys: BlockKeys, ph: Uint8Array, block: Uint8Array, expectedSize: number): Uint8Array {
+export function decodeBlock (crypto: Crypto, keys: BlockKeys, ph: Uint8Array, block: Uint8Array, expectedSize: number, scratch: Scratch = new Scratch(), out?: Uint8Array): Uint8Array {
+  if (out !== undefined && out.byteLength !== expectedSize) throw new RangeError('decodeBlock: output must be exactly the expected size')
   if (block.byteLength < BLOCK_OVERHEAD) throw new BlockDecodeError(`too short (${block.byteLength} bytes)`)
   if (block[0] !== BLOCK_VERSION) throw new BlockDecodeError(`unknown block version ${block[0]}`)
   if (expectedSize < 0 || expectedSize > MAX_PLAIN_BLOCK) throw new BlockDecodeError(`size ${expectedSize} out of range`)
+  if (block.byteLength > expectedSize + BLOCK_OVERHEAD) throw new BlockDecodeError(`${block.byteLength} bytes is too long for ${expectedSize} bytes of plaintext`)
   const { key } = blockKeyNonce(crypto, keys.data, ph)
-  const innerBytes = crypto.open(block.subarray(1 + NONCE_BYTES), AD, block.subarray(1, 1 + NONCE_BYTES), key)
-  if (innerBytes === null) throw new BlockDecodeError('authentication failed (wrong key or altered bytes)')
-  const inner = Buffer.from(innerBytes.buffer, innerBytes.byteOffset, innerBytes.byteLength)
+  const sealed = block.subarray(1 + NONCE_BYTES)
+  const inner = crypto.open(sealed, AD, block.subarray(1, 1 + NONCE_BYTES), key, scratch.take(sealed.byteLength - TAG_BYTES))
+  if (inner === null) throw new BlockDecodeError('authentication failed (wrong key or altered bytes)')
   if (inner.byteLength < INNER_HEADER) throw new BlockDecodeError('inner header truncated')
   const codec = inner[0]
-  const size = inner.readUInt32BE(1)
+  const size = ((inner[1] << 24) >>> 0) + (inner[2] << 16) + (inner[3] << 8) + inner[4]
   if (size !== expectedSize) throw new BlockDecodeError(`holds ${size} bytes, stub says ${expectedSize}`)
   const payload = inner.subarray(INNER_HEADER)
   let plain: Uint8Array
   if (codec === CODEC.raw) {
     if (payload.byteLength !== size) throw new BlockDecodeError('raw payload length mismatch')
-    plain = payload
+    plain = out ?? Buffer.allocUnsafeSlow(size)
+    plain.set(payload)
   } else if (codec === CODEC.lz4) {
-    const out = Buffer.allocUnsafe(size)
-    const n = size === 0 ? 0 : lz4.decodeBlock(payload, out)
+    plain = out ?? Buffer.allocUnsafeSlow(size)
+    const n = size === 0 ? 0 : lz4.decodeBlock(asBuffer(payload), asBuffer(plain))
     if (n !== size) throw new BlockDecodeError('LZ4 payload malformed')
-    plain = out
   } else {
     throw new BlockDecodeError(`unknown codec ${codec}`)
   }
   if (!equalBytes(crypto.hash(plain, keys.plainHash), ph)) throw new BlockDecodeError('plaintext hash mismatch')
   return plain
+}
+
+/** The lz4 binding wants Buffers; a Buffer view of the same bytes (no copy). */
+function asBuffer (b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }

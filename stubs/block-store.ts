@@ -1,7 +1,7 @@
 // Local content-addressed block store (docs/stub-format.md, "Block store"): one file per encrypted
 // block at <root>/<first 2 hex digits of id>/<64 hex id>. Writes are atomic (temp in <root>/tmp,
-// fsync, rename); syncDirsOf() makes the renames durable; reads verify BLAKE2b-256(bytes) = id.
-// It is the local cache and the outbox that the network layers use.
+// fsync, rename) and read back; syncDirsOf() makes the renames durable; get() verifies
+// BLAKE2b-256(bytes) = id. It is the local cache and the outbox that the network layers use.
 
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { join } from 'node:path'
@@ -9,8 +9,9 @@ import { randomBytes } from 'node:crypto'
 import type { Crypto } from './crypto.js'
 import { HASH_BYTES, toHex, equalBytes } from './crypto.js'
 import { StubError, StubCodes, ioError } from './errors.js'
-import { fsyncDir } from './fsutil.js'
 import { MAX_PLAIN_BLOCK, BLOCK_OVERHEAD } from './block-codec.js'
+import { BufferPool } from './buffer-pool.js'
+import { DirSyncer } from './dir-sync.js'
 
 export const MAX_STORED_BLOCK = MAX_PLAIN_BLOCK + BLOCK_OVERHEAD
 /** Temp files older than this in <root>/tmp are leftovers of a crash and are removed at ready(). */
@@ -19,6 +20,10 @@ export const STALE_TEMP_MS = 60 * 60 * 1000
 export interface BlockStoreOptions {
   /** fsync each block file before rename (default true; tests of other layers may turn it off). */
   durable?: boolean
+  /** Buffers for reading blocks back (default: a small pool of the store's own). */
+  buffers?: BufferPool
+  /** Shared coalescing directory fsyncs (default: the store's own). */
+  dirSync?: DirSyncer
 }
 
 export class BlockStore {
@@ -26,6 +31,8 @@ export class BlockStore {
   private readonly crypto: Crypto
   private readonly durable: boolean
   private readonly tmpDir: string
+  private readonly buffers: BufferPool
+  private readonly dirSync: DirSyncer
   private readyPromise: Promise<void> | null = null
 
   constructor (crypto: Crypto, root: string, opts: BlockStoreOptions = {}) {
@@ -33,6 +40,8 @@ export class BlockStore {
     this.root = root
     this.tmpDir = join(root, 'tmp')
     this.durable = opts.durable ?? true
+    this.buffers = opts.buffers ?? new BufferPool(16 * 1024 * 1024)
+    this.dirSync = opts.dirSync ?? new DirSyncer()
   }
 
   ready (): Promise<void> {
@@ -77,33 +86,74 @@ export class BlockStore {
   }
 
   /**
-   * Store an encrypted block under its id (the caller computed id = BLAKE2b-256(bytes)).
-   * An existing valid copy is kept (dedupe); a corrupt one is replaced. Returns true if written.
+   * Store an encrypted block under its id (the caller computed id = BLAKE2b-256(bytes)) and read it
+   * back: when this resolves, the file at the block's path holds exactly `bytes` (its directory entry
+   * is made durable by syncDirsOf). An existing identical copy is kept (dedupe); any other file there
+   * is replaced. Returns true if written. A read-back that differs is BLOCK_CORRUPT.
    */
   async put (id: Uint8Array, bytes: Uint8Array): Promise<boolean> {
     await this.ready()
     const path = this.pathOf(id)
-    try {
-      const existing = await fsp.readFile(path)
-      if (existing.byteLength === bytes.byteLength && equalBytes(this.crypto.hash(existing), id)) return false
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read block', path, err)
-    }
+    if (await this.holds(path, bytes)) return false
     const tmp = join(this.tmpDir, `${toHex(id).slice(0, 16)}.${randomBytes(6).toString('hex')}`)
+    let fh: fsp.FileHandle | null = null
     try {
-      const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
-      try {
-        await fh.writeFile(bytes)
-        if (this.durable) await fh.sync()
-      } finally {
-        await fh.close()
-      }
+      fh = await fsp.open(tmp, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+      await writeAll(fh, bytes)
+      if (this.durable) await fh.sync()
       await fsp.rename(tmp, path)
     } catch (err) {
+      await fh?.close().catch(() => {})
       await fsp.unlink(tmp).catch(() => {})
       throw ioError('write block', path, err)
     }
+    // Read back through the same open file: the inode just renamed to `path`.
+    try {
+      if (!await this.readsBackAs(fh, bytes)) {
+        await fsp.unlink(path).catch(() => {})
+        throw corrupt(id, path, 'it reads back differently from what was written')
+      }
+    } finally {
+      await fh.close()
+    }
     return true
+  }
+
+  /** True when `path` is a file holding exactly `bytes` (read and compared). */
+  private async holds (path: string, bytes: Uint8Array): Promise<boolean> {
+    let fh: fsp.FileHandle
+    try {
+      fh = await fsp.open(path, fsc.O_RDONLY)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw ioError('read block', path, err)
+    }
+    try {
+      const st = await fh.stat()
+      return st.isFile() && st.size === bytes.byteLength && await this.readsBackAs(fh, bytes)
+    } catch (err) {
+      throw ioError('read block', path, err)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** Read the file from offset 0 and compare with `bytes`, in pieces of a pooled buffer. */
+  private async readsBackAs (fh: fsp.FileHandle, bytes: Uint8Array): Promise<boolean> {
+    const expected = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const piece = this.buffers.take(Math.min(Math.max(expected.byteLength, 1), READ_BACK_PIECE))
+    try {
+      const buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
+      let off = 0
+      while (true) {
+        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, off)
+        if (bytesRead === 0) return off === expected.byteLength
+        if (off + bytesRead > expected.byteLength || !buf.subarray(0, bytesRead).equals(expected.subarray(off, off + bytesRead))) return false
+        off += bytesRead
+      }
+    } finally {
+      this.buffers.give(piece)
+    }
   }
 
   /**
@@ -115,7 +165,7 @@ export class BlockStore {
     if (!this.durable) return
     const dirs = new Set<string>()
     for (const id of ids) dirs.add(join(this.root, (typeof id === 'string' ? id : toHex(id)).slice(0, 2)))
-    await Promise.all([...dirs].map(async d => await fsyncDir(d).catch(err => { throw ioError('fsync', d, err) })))
+    await Promise.all([...dirs].map(async d => await this.dirSync.sync(d).catch(err => { throw ioError('fsync', d, err) })))
   }
 
   /**
@@ -130,6 +180,25 @@ export class BlockStore {
 
   /** Read a block without verifying it (the caller verifies, e.g. in a worker). */
   async readRaw (id: Uint8Array, what: string): Promise<Uint8Array> {
+    return await this.withBlockFile(id, what, async (fh, size) => {
+      const out = new Uint8Array(size)
+      await readFull(fh, out, this.pathOf(id))
+      return out
+    })
+  }
+
+  /**
+   * Read a block of exactly `out.byteLength` bytes into `out`, without verifying it (the caller
+   * does, in a worker). BLOCK_MISSING when absent, BLOCK_CORRUPT when its length differs.
+   */
+  async readInto (id: Uint8Array, what: string, out: Uint8Array): Promise<void> {
+    await this.withBlockFile(id, what, async (fh, size) => {
+      if (size !== out.byteLength) throw corrupt(id, what, `it is ${size} bytes, the stub says ${out.byteLength}`)
+      await readFull(fh, out, this.pathOf(id))
+    })
+  }
+
+  private async withBlockFile<T> (id: Uint8Array, what: string, fn: (fh: fsp.FileHandle, size: number) => Promise<T>): Promise<T> {
     const path = this.pathOf(id)
     let fh: fsp.FileHandle
     try {
@@ -140,8 +209,9 @@ export class BlockStore {
     }
     try {
       const st = await fh.stat()
+      if (!st.isFile()) throw corrupt(id, what, 'it is not a regular file')
       if (st.size > MAX_STORED_BLOCK) throw corrupt(id, what, `it is ${st.size} bytes, over the ${MAX_STORED_BLOCK}-byte limit`)
-      return await fh.readFile()
+      return await fn(fh, st.size)
     } finally {
       await fh.close()
     }
@@ -161,6 +231,27 @@ export class BlockStore {
       try { names = await fsp.readdir(dir) } catch {}
       for (const n of names) if (n.length === HASH_BYTES * 2) yield n
     }
+  }
+}
+
+/** Read-back comparison piece size. */
+const READ_BACK_PIECE = 1024 * 1024
+
+async function writeAll (fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
+  let off = 0
+  while (off < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off, off)
+    off += bytesWritten
+  }
+}
+
+/** Fill `out` from offset 0; a file that ends early (it shrank meanwhile) is an I/O error. */
+async function readFull (fh: fsp.FileHandle, out: Uint8Array, path: string): Promise<void> {
+  let off = 0
+  while (off < out.byteLength) {
+    const { bytesRead } = await fh.read(out, off, out.byteLength - off, off)
+    if (bytesRead === 0) throw ioError('read block', path, new Error(`ended after ${off} of ${out.byteLength} bytes`))
+    off += bytesRead
   }
 }
 

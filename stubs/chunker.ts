@@ -5,6 +5,7 @@
 
 import type { FileHandle } from 'node:fs/promises'
 import { GEAR } from './gear.js'
+import type { BufferPool } from './buffer-pool.js'
 
 export const CHUNK_MIN = 256 * 1024
 export const CHUNK_AVG = 1024 * 1024
@@ -76,45 +77,65 @@ export interface ChunkOptions {
   sizeHint?: number
   /** Called with every byte range read, in file order (whole-file hashing). */
   onData?: (bytes: Uint8Array) => void
+  /**
+   * Where the read buffer and the chunks come from. With a pool, each chunk is a pooled buffer that
+   * the caller gives back when done, and the read buffer goes back to the pool at the end.
+   */
+  buffers?: BufferPool
   signal?: AbortSignal
 }
 
+/** Size of the read buffer for a file of `sizeHint` bytes (it grows if the file does). */
+export function readBufferSize (p: ChunkerParams, sizeHint?: number): number {
+  const full = 2 * p.max
+  return sizeHint === undefined ? full : Math.min(full, Math.max(64 * 1024, sizeHint + 1))
+}
+
 /**
- * Read a file from its current position to EOF and yield its chunks, each a fresh Uint8Array the
- * caller owns (it may transfer it to a worker). Holds at most 2 x max bytes.
+ * Read a file from its current position to EOF and yield its chunks, each a Uint8Array of its own
+ * that the caller owns (it may transfer it to a worker). Holds at most 2 x max bytes.
  */
 export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
   const p = opts.params ?? DEFAULT_CHUNKER
   const gear = opts.gear ?? GEAR
+  const pool = opts.buffers
+  const alloc = (n: number): Uint8Array => pool !== undefined ? pool.take(n) : new Uint8Array(n)
   const full = 2 * p.max
-  let cap = opts.sizeHint === undefined ? full : Math.min(full, Math.max(64 * 1024, opts.sizeHint + 1))
-  let buf = new Uint8Array(cap)
+  let cap = readBufferSize(p, opts.sizeHint)
+  let buf = alloc(cap)
   let len = 0
   let eof = false
-  while (true) {
-    while (!eof) {
-      if (len === cap) {
-        if (cap === full) break
-        // The file is larger than its hint: grow (never past 2 x max).
-        cap = Math.min(full, cap * 4)
-        const bigger = new Uint8Array(cap)
-        bigger.set(buf.subarray(0, len))
-        buf = bigger
+  try {
+    while (true) {
+      while (!eof) {
+        if (len === cap) {
+          if (cap === full) break
+          // The file is larger than its hint: grow (never past 2 x max).
+          cap = Math.min(full, cap * 4)
+          const bigger = alloc(cap)
+          bigger.set(buf.subarray(0, len))
+          pool?.give(buf)
+          buf = bigger
+        }
+        opts.signal?.throwIfAborted()
+        const { bytesRead } = await fh.read(buf, len, cap - len, null)
+        if (bytesRead === 0) { eof = true; break }
+        opts.onData?.(buf.subarray(len, len + bytesRead))
+        len += bytesRead
       }
-      opts.signal?.throwIfAborted()
-      const { bytesRead } = await fh.read(buf, len, cap - len, null)
-      if (bytesRead === 0) { eof = true; break }
-      opts.onData?.(buf.subarray(len, len + bytesRead))
-      len += bytesRead
+      let pos = 0
+      while (len - pos >= p.max || (eof && len > pos)) {
+        const n = findCut(buf, pos, len, p, gear)
+        const chunk = alloc(n)
+        chunk.set(buf.subarray(pos, pos + n))
+        yield chunk
+        pos += n
+      }
+      if (eof) return
+      buf.copyWithin(0, pos, len)
+      len -= pos
     }
-    let pos = 0
-    while (len - pos >= p.max || (eof && len > pos)) {
-      const n = findCut(buf, pos, len, p, gear)
-      yield buf.slice(pos, pos + n)
-      pos += n
-    }
-    if (eof) return
-    buf.copyWithin(0, pos, len)
-    len -= pos
+  } finally {
+    pool?.give(buf)
   }
 }

@@ -1,5 +1,6 @@
 // What ingest and hydrate share: the crypto backend, the owner's keys, the block store, the worker
-// pool, chunker parameters and the memory budget. Built and owned by StubEngine.
+// pool, chunker parameters, the buffer pool, the memory budgets and the directory-fsync coalescer.
+// Built and owned by StubEngine.
 
 import type { Crypto } from './crypto.js'
 import type { Keys } from './keys.js'
@@ -7,6 +8,8 @@ import type { BlockStore } from './block-store.js'
 import type { BlockPool } from './block-pool.js'
 import type { ChunkerParams } from './chunker.js'
 import type { Semaphore } from './semaphore.js'
+import type { BufferPool } from './buffer-pool.js'
+import type { DirSyncer } from './dir-sync.js'
 
 export interface EngineContext {
   readonly crypto: Crypto
@@ -16,13 +19,21 @@ export interface EngineContext {
   readonly chunker: ChunkerParams
   /** The owner's keyed gear table. */
   readonly gear: Int32Array
-  /** Bytes of blocks in flight (read but not yet stored / decoded but not yet written). */
+  /**
+   * Bytes of block buffers in flight (read but not yet stored / decoded but not yet written), counted
+   * in pooled buffer capacities.
+   */
   readonly budget: Semaphore
+  /** Bytes of chunker read buffers: bounds how many files are read at once. */
+  readonly readBudget: Semaphore
+  /** Where every block, chunk and read buffer comes from and goes back to. */
+  readonly buffers: BufferPool
+  readonly dirSync: DirSyncer
 }
 
 export interface Progress {
   readonly file: string
-  readonly state: 'stubbing' | 'verifying' | 'stubbed' | 'hydrating' | 'hydrated'
+  readonly state: 'stubbing' | 'stubbed' | 'hydrating' | 'hydrated'
   readonly bytes: number
   readonly total: number
 }

@@ -40,20 +40,21 @@ export async function createNativeCrypto (): Promise<Crypto> {
       return out
     },
     hasher (key, outLen = HASH_BYTES) { return new NativeHasher(key, outLen) },
-    seal (message, ad, nonce, key) {
-      const out = new Uint8Array(message.byteLength + TAG_BYTES)
+    seal (message, ad, nonce, key, out = new Uint8Array(message.byteLength + TAG_BYTES)) {
+      if (out.byteLength !== message.byteLength + TAG_BYTES) throw new RangeError('seal: output must be message length + 16 bytes')
       s.crypto_aead_xchacha20poly1305_ietf_encrypt(out, message, ad, null, nonce, key)
       return out
     },
-    open (ciphertext, ad, nonce, key) {
+    open (ciphertext, ad, nonce, key, out) {
       if (ciphertext.byteLength < TAG_BYTES) return null
-      const out = new Uint8Array(ciphertext.byteLength - TAG_BYTES)
+      const plain = out ?? new Uint8Array(ciphertext.byteLength - TAG_BYTES)
+      if (plain.byteLength !== ciphertext.byteLength - TAG_BYTES) throw new RangeError('open: output must be ciphertext length - 16 bytes')
       try {
-        s.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, ciphertext, ad, nonce, key)
+        s.crypto_aead_xchacha20poly1305_ietf_decrypt(plain, null, ciphertext, ad, nonce, key)
       } catch {
         return null
       }
-      return out
+      return plain
     },
     signKeypair (seed) {
       const publicKey = new Uint8Array(PUBLIC_KEY_BYTES)

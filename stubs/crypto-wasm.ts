@@ -35,15 +35,18 @@ export async function createWasmCrypto (): Promise<Crypto> {
       return sodium.crypto_generichash(outLen, data, key ?? null)
     },
     hasher (key, outLen = HASH_BYTES) { return new WasmHasher(key, outLen) },
-    seal (message, ad, nonce, key) {
-      return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, ad, null, nonce, key)
+    seal (message, ad, nonce, key, out) {
+      const sealed: Uint8Array = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(message, ad, null, nonce, key)
+      return into(sealed, out, 'seal')
     },
-    open (ciphertext, ad, nonce, key) {
+    open (ciphertext, ad, nonce, key, out) {
+      let plain: Uint8Array
       try {
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, nonce, key)
+        plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, ciphertext, ad, nonce, key)
       } catch {
         return null
       }
+      return into(plain, out, 'open')
     },
     signKeypair (seed) {
       const kp = sodium.crypto_sign_seed_keypair(seed)
@@ -55,4 +58,12 @@ export async function createWasmCrypto (): Promise<Crypto> {
     },
     randomBytes (n) { return sodium.randombytes_buf(n) }
   }
+}
+
+/** The WASM API always allocates its result; copy it into the caller's buffer when one is given. */
+function into (result: Uint8Array, out: Uint8Array | undefined, op: string): Uint8Array {
+  if (out === undefined) return result
+  if (out.byteLength !== result.byteLength) throw new RangeError(`${op}: output buffer has the wrong length`)
+  out.set(result)
+  return out
 }

@@ -24,10 +24,16 @@ export interface Crypto {
   hash (data: Uint8Array, key?: Uint8Array, outLen?: number): Uint8Array
   /** Streaming BLAKE2b, same output as hash() over the concatenated input. */
   hasher (key?: Uint8Array, outLen?: number): Hasher
-  /** XChaCha20-Poly1305-IETF; returns ciphertext || 16-byte tag. */
-  seal (message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array
-  /** Inverse of seal; returns null when the tag does not verify. */
-  open (ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array): Uint8Array | null
+  /**
+   * XChaCha20-Poly1305-IETF; returns ciphertext || 16-byte tag, written into `out` when given
+   * (exactly message length + 16 bytes, not overlapping the message).
+   */
+  seal (message: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array, out?: Uint8Array): Uint8Array
+  /**
+   * Inverse of seal; returns null when the tag does not verify. The plaintext is written into `out`
+   * when given (exactly ciphertext length - 16 bytes, not overlapping the ciphertext).
+   */
+  open (ciphertext: Uint8Array, ad: Uint8Array | null, nonce: Uint8Array, key: Uint8Array, out?: Uint8Array): Uint8Array | null
   signKeypair (seed: Uint8Array): { publicKey: Uint8Array, secretKey: Uint8Array }
   sign (message: Uint8Array, secretKey: Uint8Array): Uint8Array
   verify (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean

@@ -6,9 +6,12 @@ import { loadCrypto, type Crypto } from './crypto.js'
 import { deriveKeys, loadSecret, type Keys } from './keys.js'
 import { BlockStore } from './block-store.js'
 import { BlockPool, POOL_SIZE } from './block-pool.js'
-import { DEFAULT_CHUNKER, validateParams, type ChunkerParams } from './chunker.js'
+import { DEFAULT_CHUNKER, readBufferSize, validateParams, type ChunkerParams } from './chunker.js'
+import { BLOCK_OVERHEAD } from './block-codec.js'
 import { gearTable } from './gear.js'
 import { Semaphore } from './semaphore.js'
+import { BufferPool } from './buffer-pool.js'
+import { DirSyncer } from './dir-sync.js'
 import type { EngineContext, OpOptions } from './context.js'
 import { stubFile, type StubResult } from './ingest.js'
 import { hydrateStub, verifyStub, type HydrateResult } from './hydrate.js'
@@ -16,10 +19,15 @@ import { readStubFile } from './stub-io.js'
 import type { Stub } from './stub-format.js'
 import { StubError, StubCodes } from './errors.js'
 
-/** Bytes of blocks in flight across all operations of one engine. */
-export const INFLIGHT_BYTES = 64 * 1024 * 1024
-/** Files worked on at once by the *Many methods. */
-export const FILE_CONCURRENCY = 16
+/** Bytes of block buffers in flight across all operations of one engine. */
+export const INFLIGHT_BYTES = 32 * 1024 * 1024
+/** Bytes of chunker read buffers across all files being read (8 MiB for a big file, 64 KiB for a small one). */
+export const READ_BUFFER_BYTES = 32 * 1024 * 1024
+/**
+ * Files worked on at once by the *Many methods. Many small files in flight let their fsyncs share
+ * journal commits; READ_BUFFER_BYTES and INFLIGHT_BYTES bound the memory whatever this is.
+ */
+export const FILE_CONCURRENCY = 64
 export const BLOCKS_DIR = 'blocks'
 
 export interface EngineOptions {
@@ -30,6 +38,7 @@ export interface EngineOptions {
   chunker?: ChunkerParams
   workers?: number
   inflightBytes?: number
+  readBufferBytes?: number
   fileConcurrency?: number
   /** fsync blocks (default true). */
   durable?: boolean
@@ -46,6 +55,9 @@ export class StubEngine implements EngineContext {
   readonly chunker: ChunkerParams
   readonly gear: Int32Array
   readonly budget: Semaphore
+  readonly readBudget: Semaphore
+  readonly buffers: BufferPool
+  readonly dirSync = new DirSyncer()
   readonly fileConcurrency: number
   private closed = false
 
@@ -56,9 +68,14 @@ export class StubEngine implements EngineContext {
     this.chunker = opts.chunker ?? DEFAULT_CHUNKER
     validateParams(this.chunker)
     this.gear = gearTable(crypto, keys.chunker)
-    this.store = new BlockStore(crypto, join(opts.home, BLOCKS_DIR), { durable: opts.durable })
+    // Room for at least one block of the largest size (its chunk and its encrypted block).
+    const inflight = Math.max(opts.inflightBytes ?? INFLIGHT_BYTES, 2 * BufferPool.classOf(this.chunker.max + BLOCK_OVERHEAD))
+    const reading = Math.max(opts.readBufferBytes ?? READ_BUFFER_BYTES, BufferPool.classOf(readBufferSize(this.chunker)))
+    this.budget = new Semaphore(inflight)
+    this.readBudget = new Semaphore(reading)
+    this.buffers = new BufferPool(inflight + reading)
+    this.store = new BlockStore(crypto, join(opts.home, BLOCKS_DIR), { durable: opts.durable, buffers: this.buffers, dirSync: this.dirSync })
     this.pool = new BlockPool({ data: keys.data, plainHash: keys.plainHash }, opts.workers ?? POOL_SIZE)
-    this.budget = new Semaphore(Math.max(opts.inflightBytes ?? INFLIGHT_BYTES, 2 * (this.chunker.max + 64)))
     this.fileConcurrency = opts.fileConcurrency ?? FILE_CONCURRENCY
   }
 

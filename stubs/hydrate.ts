@@ -9,7 +9,8 @@ import { StubError, StubCodes, ioError } from './errors.js'
 import { readStubFile } from './stub-io.js'
 import type { Stub } from './stub-format.js'
 import { targetNameFor } from './names.js'
-import { tempPathFor, fsyncDir, placeNoClobber } from './fsutil.js'
+import { tempPathFor, placeNoClobber } from './fsutil.js'
+import { BufferPool } from './buffer-pool.js'
 import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
 import { equalBytes } from './crypto.js'
@@ -23,22 +24,31 @@ export interface HydrateResult {
 
 /**
  * Fetch, verify and decode a stub's blocks, yielding plaintexts in file order. Up to `window`
- * blocks are decoded ahead, within the context's memory budget.
+ * blocks are read and decoded ahead, within the context's memory budget. Each plaintext is a pooled
+ * buffer, valid until the consumer asks for the next one.
  */
 export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const window = ctx.pool.size * 2 + 2
-  const tasks: Array<Promise<{ plain: Uint8Array, taken: number }>> = []
+  type Decoded = { plain: Uint8Array, taken: number }
+  const tasks: Array<Promise<Decoded>> = []
   let next = 0
-  const start = (i: number): Promise<{ plain: Uint8Array, taken: number }> => {
+  const done = (d: Decoded): void => {
+    ctx.buffers.give(d.plain)
+    ctx.budget.release(d.taken)
+  }
+  const start = (i: number): Promise<Decoded> => {
     const b = stub.blocks[i]
     const task = (async () => {
-      const taken = await ctx.budget.acquire(b.size + b.stored)
+      const taken = await ctx.budget.acquire(BufferPool.classOf(b.stored) + BufferPool.classOf(b.size))
+      const raw = ctx.buffers.take(b.stored)
       try {
-        const raw = await ctx.store.readRaw(b.id, what)
-        if (raw.byteLength !== b.stored) throw corrupt(b.id, what, `it is ${raw.byteLength} bytes, the stub says ${b.stored}`)
-        const r = await ctx.pool.run({ type: 'decode', block: raw, id: b.id, ph: b.ph, size: b.size }, [raw.buffer as ArrayBuffer])
+        await ctx.store.readInto(b.id, what, raw)
+        const out = ctx.buffers.take(b.size)
+        const r = await ctx.pool.run({ type: 'decode', block: raw, out, id: b.id, ph: b.ph, size: b.size }, [raw.buffer as ArrayBuffer, out.buffer as ArrayBuffer])
+        ctx.buffers.give(r.block)
         return { plain: r.plain, taken }
       } catch (err) {
+        ctx.buffers.give(raw) // ignored when it went to the worker
         ctx.budget.release(taken)
         if (err instanceof WorkerTaskError) {
           if (err.failure.kind === 'missing') throw missing(b.id, what)
@@ -54,17 +64,17 @@ export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: stri
     while (next < stub.blocks.length && tasks.length < window) tasks.push(start(next++))
     while (tasks.length > 0) {
       signal?.throwIfAborted()
-      const { plain, taken } = await tasks.shift()!
+      const d = await tasks.shift()!
       if (next < stub.blocks.length) tasks.push(start(next++))
       try {
-        yield plain
+        yield d.plain
       } finally {
-        ctx.budget.release(taken)
+        done(d)
       }
     }
   } finally {
-    // On early exit, let started tasks settle and give their budget back.
-    for (const t of tasks) void t.then(r => ctx.budget.release(r.taken), () => {})
+    // On early exit, let started tasks settle and give their buffers and budget back.
+    for (const t of tasks) void t.then(done, () => {})
   }
 }
 
@@ -79,7 +89,7 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
       throw new StubError(StubCodes.TARGET_EXISTS, `${where} already exists; move it away to hydrate ${JSON.stringify(stubPath)}`)
     }
     // A hydrate that crashed after placing the file left it next to its stub: finish it.
-    await removeStub(dir, stubPath)
+    await removeStub(ctx, dir, stubPath)
     opts.onProgress?.({ file: target, state: 'hydrated', bytes: stub.size, total: stub.size })
     return { stubPath, path: target, size: stub.size, blocks: stub.blocks.length }
   }
@@ -126,7 +136,7 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
     await fsp.unlink(tmp).catch(() => {})
     throw err instanceof StubError ? err : ioError('hydrate', target, err)
   }
-  await removeStub(dir, stubPath)
+  await removeStub(ctx, dir, stubPath)
   opts.onProgress?.({ file: target, state: 'hydrated', bytes: stub.size, total: stub.size })
   return { stubPath, path: target, size: stub.size, blocks: stub.blocks.length }
 }
@@ -145,11 +155,11 @@ export async function verifyStub (ctx: EngineContext, stubFile: string, opts: Op
 }
 
 /** Make the restored file's directory entry durable, then remove the stub durably. */
-async function removeStub (dir: string, stubPath: string): Promise<void> {
+async function removeStub (ctx: EngineContext, dir: string, stubPath: string): Promise<void> {
   try {
-    await fsyncDir(dir)
+    await ctx.dirSync.sync(dir)
     await fsp.unlink(stubPath)
-    await fsyncDir(dir)
+    await ctx.dirSync.sync(dir)
   } catch (err) {
     throw ioError('remove stub', stubPath, err)
   }

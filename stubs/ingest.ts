@@ -1,19 +1,19 @@
-// stub: file -> encrypted blocks in the store -> verified read-back -> `.f` stub -> original removed.
-// The original is removed only after every block is durable and re-read, the stub is durable, and
+// stub: file -> encrypted blocks in the store, each read back -> `.f` stub -> original removed.
+// The original is removed only after every block is durable and read back, the stub is durable, and
 // the file is still exactly what was read. A crash at any instant leaves the original or a valid stub.
 
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { EngineContext, OpOptions } from './context.js'
-import { chunkFile } from './chunker.js'
+import { chunkFile, readBufferSize } from './chunker.js'
 import { StubError, StubCodes, ioError } from './errors.js'
 import { encodeStub, isStubBytes, MAX_BLOCKS, type Stub, type StubBlock } from './stub-format.js'
 import { nameProblem, stubNameFor, isTempName } from './names.js'
 import { writeFileAtomic } from './fsutil.js'
 import { readStubFile } from './stub-io.js'
-import { WorkerTaskError } from './block-pool.js'
-import { corrupt, missing } from './block-store.js'
-import { toHex, equalBytes } from './crypto.js'
+import { BufferPool } from './buffer-pool.js'
+import { BLOCK_OVERHEAD } from './block-codec.js'
+import { equalBytes } from './crypto.js'
 
 export interface StubResult {
   readonly path: string
@@ -69,50 +69,53 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     existing = await checkExistingStub(ctx, stubPath)
 
     const total = Number(st.size)
-    const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
+    // A file of at most `min` bytes is one chunk (or none), and the whole-file hash of a one-block
+    // file is that block's ph (both are H32(K_plain-hash, the bytes)), which the worker computes: no
+    // second pass here. Should the file grow meanwhile, it is refused below (FILE_CHANGED) anyway.
+    const oneChunk = total > 0 && total <= ctx.chunker.min
+    const hasher = oneChunk ? null : ctx.crypto.hasher(ctx.keys.plainHash)
     let readBytes = 0
     let first = true
     const pending = new Set<Promise<void>>()
     let failure: unknown = null
-    for await (const chunk of chunkFile(fh, { params: ctx.chunker, gear: ctx.gear, sizeHint: total, signal: opts.signal, onData: b => { hasher.update(b); readBytes += b.byteLength } })) {
-      if (first) {
-        first = false
-        if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)
-      }
-      if (failure !== null) break
-      const index = blocks.length
-      if (index >= MAX_BLOCKS) throw new StubError(StubCodes.FILE_TOO_LARGE, `${where} needs more than ${MAX_BLOCKS} blocks`)
-      blocks.push(null as unknown as StubBlock)
-      const size = chunk.byteLength
-      const taken = await ctx.budget.acquire(size * 2)
-      const p = (async () => {
-        try {
-          const r = await ctx.pool.run({ type: 'encode', plain: chunk }, [chunk.buffer as ArrayBuffer])
-          if (await ctx.store.put(r.id, r.block)) newBlocks++
-          storedBytes += r.block.byteLength
-          blocks[index] = { id: r.id, ph: r.ph, size, stored: r.block.byteLength }
-          opts.onProgress?.({ file: path, state: 'stubbing', bytes: readBytes, total })
-        } finally {
-          ctx.budget.release(taken)
+    const reading = await ctx.readBudget.acquire(BufferPool.classOf(readBufferSize(ctx.chunker, total)))
+    try {
+      for await (const chunk of chunkFile(fh, { params: ctx.chunker, gear: ctx.gear, sizeHint: total, buffers: ctx.buffers, signal: opts.signal, onData: b => { hasher?.update(b); readBytes += b.byteLength } })) {
+        if (first) {
+          first = false
+          if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)
         }
-      })().catch(err => { failure ??= err })
-      pending.add(p)
-      void p.finally(() => pending.delete(p))
+        if (failure !== null) { ctx.buffers.give(chunk); break }
+        const index = blocks.length
+        if (index >= MAX_BLOCKS) throw new StubError(StubCodes.FILE_TOO_LARGE, `${where} needs more than ${MAX_BLOCKS} blocks`)
+        blocks.push(null as unknown as StubBlock)
+        // Wait for room in the budget before reading on: this is what keeps memory flat.
+        const taken = await ctx.budget.acquire(chunkCost(chunk.byteLength))
+        const p = storeChunk(ctx, chunk, taken, path).then(r => {
+          blocks[index] = r.block
+          if (r.written) newBlocks++
+          storedBytes += r.block.stored
+          opts.onProgress?.({ file: path, state: 'stubbing', bytes: readBytes, total })
+        }).catch(err => { failure ??= err })
+        pending.add(p)
+        void p.finally(() => pending.delete(p))
+      }
+    } finally {
+      ctx.readBudget.release(reading)
+      await Promise.all(pending)
     }
-    await Promise.all(pending)
     if (failure !== null) throw failure
-    hash = hasher.digest()
     const after = identityOf(await fh.stat({ bigint: true }))
-    if (!sameFile(before, after) || BigInt(readBytes) !== after.size) {
+    if (!sameFile(before, after) || BigInt(readBytes) !== after.size || (oneChunk && blocks.length !== 1)) {
       throw new StubError(StubCodes.FILE_CHANGED, `${where} changed while it was being read; left as it is`)
     }
+    hash = hasher !== null ? hasher.digest() : blocks[0].ph
   } finally {
     await fh.close()
   }
 
+  // Every block was read back as it was stored; now make their directory entries durable.
   await ctx.store.syncDirsOf(blocks.map(b => b.id))
-  opts.onProgress?.({ file: path, state: 'verifying', bytes: 0, total: blocks.length })
-  await verifyStored(ctx, blocks, path)
 
   if (existing !== null && !equalBytes(existing.hash, hash)) {
     throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} is the stub of another version of ${where}; hydrate or move it away first`)
@@ -122,7 +125,8 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
   try {
     // A stub of this very content (left by a crash before the original was removed) may be
     // replaced; otherwise never overwrite whatever appeared at the stub's name meanwhile.
-    await writeFileAtomic(stubPath, bytes, { mode: mode & 0o666, noClobber: existing === null })
+    await writeFileAtomic(stubPath, bytes, { mode: mode & 0o666, noClobber: existing === null, syncDir: false })
+    await ctx.dirSync.sync(dir)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} appeared while stubbing; not overwriting it`)
     throw ioError('write stub', stubPath, err)
@@ -163,28 +167,31 @@ async function checkExistingStub (ctx: EngineContext, stubPath: string): Promise
   }
 }
 
-/** Re-read every block from the store in the workers and check its hash (and size). */
-export async function verifyStored (ctx: EngineContext, blocks: readonly StubBlock[], what: string): Promise<void> {
-  const width = ctx.pool.size * 4
-  let next = 0
-  const seen = new Set<string>()
-  const runOne = async (): Promise<void> => {
-    while (next < blocks.length) {
-      const b = blocks[next++]
-      const hex = toHex(b.id)
-      if (seen.has(hex)) continue
-      seen.add(hex)
-      try {
-        await ctx.pool.run({ type: 'verify', path: ctx.store.pathOf(hex), id: b.id, stored: b.stored })
-      } catch (err) {
-        if (err instanceof WorkerTaskError) {
-          if (err.failure.kind === 'missing') throw missing(b.id, what)
-          throw corrupt(b.id, what, err.failure.message)
-        }
-        throw err
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(width, blocks.length) }, runOne))
+/** Budget a chunk of `size` bytes takes while in flight: its buffer and its encrypted block's. */
+function chunkCost (size: number): number {
+  return BufferPool.classOf(size) + BufferPool.classOf(size + BLOCK_OVERHEAD)
 }
 
+/**
+ * Encode one chunk in a worker and put it in the store (which reads it back). The chunk and the
+ * encrypted block are pooled buffers, given back here with the budget `taken` for them.
+ */
+async function storeChunk (ctx: EngineContext, chunk: Uint8Array, taken: number, path: string): Promise<{ block: StubBlock, written: boolean }> {
+  const size = chunk.byteLength
+  let encoded: Uint8Array | null = null
+  try {
+    const out = ctx.buffers.take(size + BLOCK_OVERHEAD)
+    const r = await ctx.pool.run({ type: 'encode', plain: chunk, out }, [chunk.buffer as ArrayBuffer, out.buffer as ArrayBuffer])
+    ctx.buffers.give(r.plain)
+    encoded = r.block
+    const written = await ctx.store.put(r.id, r.block)
+    return { block: { id: r.id, ph: r.ph, size, stored: r.block.byteLength }, written }
+  } catch (err) {
+    if (err instanceof StubError) throw err
+    throw new StubError(StubCodes.WORKER_FAILED, `encoding a block of ${JSON.stringify(path)} failed: ${(err as Error).message}`, { cause: err })
+  } finally {
+    if (encoded !== null) ctx.buffers.give(encoded)
+    ctx.buffers.give(chunk)
+    ctx.budget.release(taken)
+  }
+}

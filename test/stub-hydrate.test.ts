@@ -94,8 +94,8 @@ test('a flipped, truncated or missing block is BLOCK_CORRUPT / BLOCK_MISSING and
   for (const [name, code, blockPath] of [['a.bin', 'BLOCK_CORRUPT', fa], ['b.bin', 'BLOCK_CORRUPT', fb], ['c.bin', 'BLOCK_MISSING', fc]] as const) {
     const stubPath = paths[name] + '.f'
     const stubBytes = await fsp.readFile(stubPath)
-    for (const op of [engine.verify(stubPath), engine.hydrate(stubPath)]) {
-      try { await op; assert.fail('should fail') } catch (err) {
+    for (const op of [async () => await engine.verify(stubPath), async () => await engine.hydrate(stubPath)]) {
+      try { await op(); assert.fail('should fail') } catch (err) {
         assert.equal((err as StubError).code, code)
         assert.ok((err as Error).message.includes(basename(blockPath)), 'names the block')
         assert.ok((err as Error).message.includes(stubPath), 'names the file')
