@@ -89,32 +89,55 @@ export class BlockStore {
    * Store an encrypted block under its id (the caller computed id = BLAKE2b-256(bytes)) and read it
    * back: when this resolves, the file at the block's path holds exactly `bytes` (its directory entry
    * is made durable by syncDirsOf). An existing identical copy is kept (dedupe); any other file there
-   * is replaced. Returns true if written. A read-back that differs is BLOCK_CORRUPT.
+   * (a copy a crash cut short, a corrupt one) is replaced atomically. Returns true if written. A
+   * read-back that differs is BLOCK_CORRUPT.
+   *
+   * A new block is created directly at its path (O_EXCL), not through a temporary file: that saves
+   * the shared temp directory and a cross-directory rename (both serialize concurrent writers in the
+   * kernel), and is still safe, because no stub names a block before its put has resolved, and a file
+   * that a crash left short fails both this comparison and every reader's hash check.
    */
   async put (id: Uint8Array, bytes: Uint8Array): Promise<boolean> {
     await this.ready()
     const path = this.pathOf(id)
-    if (await this.holds(path, bytes)) return false
+    let fh: fsp.FileHandle | null = null
+    try {
+      fh = await fsp.open(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('write block', path, err)
+    }
+    if (fh === null) {
+      if (await this.holds(path, bytes)) return false
+      return await this.replace(id, path, bytes)
+    }
+    try {
+      await writeAll(fh, bytes)
+      if (this.durable) await fh.sync()
+      if (!await this.readsBackAs(fh, bytes)) throw corrupt(id, path, 'it reads back differently from what was written')
+    } catch (err) {
+      await fh.close().catch(() => {})
+      await fsp.unlink(path).catch(() => {})
+      throw err instanceof StubError ? err : ioError('write block', path, err)
+    }
+    await fh.close()
+    return true
+  }
+
+  /** Replace whatever is at `path` by `bytes`: temp file, fsync, read back, rename. */
+  private async replace (id: Uint8Array, path: string, bytes: Uint8Array): Promise<boolean> {
     const tmp = join(this.tmpDir, `${toHex(id).slice(0, 16)}.${randomBytes(6).toString('hex')}`)
     let fh: fsp.FileHandle | null = null
     try {
       fh = await fsp.open(tmp, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600)
       await writeAll(fh, bytes)
       if (this.durable) await fh.sync()
+      if (!await this.readsBackAs(fh, bytes)) throw corrupt(id, path, 'it reads back differently from what was written')
       await fsp.rename(tmp, path)
     } catch (err) {
-      await fh?.close().catch(() => {})
       await fsp.unlink(tmp).catch(() => {})
-      throw ioError('write block', path, err)
-    }
-    // Read back through the same open file: the inode just renamed to `path`.
-    try {
-      if (!await this.readsBackAs(fh, bytes)) {
-        await fsp.unlink(path).catch(() => {})
-        throw corrupt(id, path, 'it reads back differently from what was written')
-      }
+      throw err instanceof StubError ? err : ioError('write block', path, err)
     } finally {
-      await fh.close()
+      await fh?.close().catch(() => {})
     }
     return true
   }

@@ -82,6 +82,8 @@ export interface ChunkOptions {
    * the caller gives back when done, and the read buffer goes back to the pool at the end.
    */
   buffers?: BufferPool
+  /** Take a short read as the end of the file (regular files; the caller re-checks the size). */
+  shortReadIsEof?: boolean
   signal?: AbortSignal
 }
 
@@ -118,10 +120,14 @@ export async function * chunkFile (fh: FileHandle, opts: ChunkOptions = {}): Asy
           buf = bigger
         }
         opts.signal?.throwIfAborted()
-        const { bytesRead } = await fh.read(buf, len, cap - len, null)
+        const want = cap - len
+        const { bytesRead } = await fh.read(buf, len, want, null)
         if (bytesRead === 0) { eof = true; break }
         opts.onData?.(buf.subarray(len, len + bytesRead))
         len += bytesRead
+        // A regular file reads short only at its end: no extra read to see 0 bytes. (A file that
+        // grows meanwhile is caught by the caller, which compares its size before and after.)
+        if (bytesRead < want && opts.shortReadIsEof === true) { eof = true; break }
       }
       let pos = 0
       while (len - pos >= p.max || (eof && len > pos)) {

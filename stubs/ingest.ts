@@ -80,7 +80,7 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
     let failure: unknown = null
     const reading = await ctx.readBudget.acquire(BufferPool.classOf(readBufferSize(ctx.chunker, total)))
     try {
-      for await (const chunk of chunkFile(fh, { params: ctx.chunker, gear: ctx.gear, sizeHint: total, buffers: ctx.buffers, signal: opts.signal, onData: b => { hasher?.update(b); readBytes += b.byteLength } })) {
+      for await (const chunk of chunkFile(fh, { params: ctx.chunker, gear: ctx.gear, sizeHint: total, buffers: ctx.buffers, shortReadIsEof: true, signal: opts.signal, onData: b => { hasher?.update(b); readBytes += b.byteLength } })) {
         if (first) {
           first = false
           if (isStubBytes(chunk)) throw new StubError(StubCodes.NOT_A_FILE, `${where} is already a dustbox stub`)
