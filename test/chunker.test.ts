@@ -5,7 +5,8 @@ import test from 'node:test'
 import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
-import { chunkLengths, chunkFile, findCut, DEFAULT_CHUNKER, CHUNK_MIN, CHUNK_MAX } from '../stubs/chunker.js'
+import { chunkLengths, chunkFile, findCut, topMask, DEFAULT_CHUNKER, CHUNK_MIN, CHUNK_MAX, type ChunkerParams } from '../stubs/chunker.js'
+import { GEAR } from '../stubs/gear.js'
 import { prng, textLike, tempDir, sha256 } from './helpers/fixtures.js'
 
 test('chunks respect min and max and cover the input exactly', () => {
@@ -78,4 +79,39 @@ test('small parameters work the same way', () => {
   assert.equal(lens.reduce((a, b) => a + b, 0), data.length)
   assert.ok(lens.slice(0, -1).every(n => n >= p.min && n <= p.max))
   assert.notDeepEqual(lens, chunkLengths(data, DEFAULT_CHUNKER))
+})
+
+/** The cut rule exactly as docs/stub-format.md §1.4 writes it, one byte per step. */
+function referenceCut (src: Uint8Array, start: number, end: number, p: ChunkerParams): number {
+  let n = end - start
+  if (n <= p.min) return n
+  if (n > p.max) n = p.max
+  const b = Math.log2(p.avg)
+  const normal = Math.min(p.avg, n)
+  let h = 0
+  let i = start + p.min
+  for (; i < start + normal; i++) {
+    h = ((h << 1) + GEAR[src[i]]) | 0
+    if ((h & topMask(b + 2)) === 0) return i - start + 1
+  }
+  for (; i < start + n; i++) {
+    h = ((h << 1) + GEAR[src[i]]) | 0
+    if ((h & topMask(b - 2)) === 0) return i - start + 1
+  }
+  return n
+}
+
+test('the unrolled cut loop equals the one-byte rule of the spec at every offset and end', () => {
+  const data = Buffer.concat([prng('unroll', 600000), textLike('unroll', 200000), new Uint8Array(70000)])
+  for (const p of [{ min: 64, avg: 256, max: 1024 }, { min: 1000, avg: 4096, max: 16387 }, { min: 4096, avg: 16384, max: 65536 }]) {
+    let cuts = 0
+    for (let start = 0; start < data.length - 10; start += 997) {
+      for (const end of [data.length, start + p.max, start + p.max + 1, start + p.min + 1, start + p.avg + 2, start + p.avg + 3]) {
+        if (end > data.length || end <= start) continue
+        assert.equal(findCut(data, start, end, p), referenceCut(data, start, end, p), `start ${start} end ${end} params ${JSON.stringify(p)}`)
+        cuts++
+      }
+    }
+    assert.ok(cuts > 1000)
+  }
 })
