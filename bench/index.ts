@@ -17,8 +17,6 @@ function usage (flagsUsage: string, why?: string): never {
 }
 
 async function main (): Promise<void> {
-  // As bin/dustbox.js does: more libuv threads for the fsyncs of many small files.
-  process.env.UV_THREADPOOL_SIZE ??= '16'
   let config: typeof import('./config.js')
   try {
     config = await import('./config.js')

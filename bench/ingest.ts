@@ -1,7 +1,8 @@
 // The ingest benchmark. For each corpus set: copy it to a fresh work folder (untimed), stub every file
 // with StubEngine.stubMany (timed), hydrate every stub with hydrateMany (timed), check every big file
-// and a sample of small files byte-exact against the corpus. Then peak RSS while stubbing (and
-// hydrating) one huge file (4 GiB x SCALE, see huge.ts), then restic on the same sets as the reference.
+// and a sample of small files byte-exact against the corpus; on the small set, then measure the
+// file-system floor of stubbing those files (floor.ts). Then peak RSS while stubbing (and hydrating)
+// one huge file (4 GiB x SCALE, see huge.ts), then restic on the same sets as the reference.
 // Prints a table, then the one-line JSON summary. Work folders are removed; the corpus is kept.
 
 import { promises as fsp, rmSync } from 'node:fs'
@@ -13,6 +14,7 @@ import { BENCH_DIR, PROFILE_DIR, RESTIC_BIN, RSS_SAMPLE_MS, SCALE, SETS, VERIFY_
 import { measure, type Measured } from './measure.js'
 import { copyTree, listFiles, sha256File, syncDisks } from './tree.js'
 import { resticVersion, runRestic, type ResticResult } from './restic.js'
+import { runFloor } from './floor.js'
 import { MB, MiB, cell, printJsonLine, round, table } from './report.js'
 
 /** Targets of the ingest issue (2x restic backup big, 1x restic small files/s, 1.5x restic restore big). */
@@ -30,6 +32,8 @@ interface SetResult {
   readonly storedBytes: number
   readonly blocks: number
   readonly verified: number
+  /** Small set: the same files replaced by stand-in stubs with no crypto and no blocks. */
+  readonly floor: Measured<number> | null
 }
 
 const log = (s: string): void => { process.stderr.write(`# ${s}\n`) }
@@ -73,6 +77,13 @@ async function benchSet (crypto: Crypto, corpus: Corpus, set: SetName, work: str
     log(`${set}: hydrate ${hydrate.seconds.toFixed(2)} s`)
     const verified = await verifyTree(src, dst, files, set === 'big' ? files.length : VERIFY_SAMPLE)
     log(`${set}: ${verified} files verified byte-exact`)
+    let floor: Measured<number> | null = null
+    if (set === 'small') {
+      syncDisks()
+      log(`${set}: file-system floor (read, stand-in stub, unlink; no crypto, no blocks)`)
+      floor = await runFloor(files)
+      log(`${set}: floor ${floor.seconds.toFixed(2)} s`)
+    }
     return {
       set,
       files: files.length,
@@ -81,7 +92,8 @@ async function benchSet (crypto: Crypto, corpus: Corpus, set: SetName, work: str
       hydrate,
       storedBytes: stubbed.reduce((a, r) => a + r.storedBytes, 0),
       blocks: stubbed.reduce((a, r) => a + r.blocks, 0),
-      verified
+      verified,
+      floor
     }
   } finally {
     await engine.close()
@@ -158,6 +170,10 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
       rows.push(['dustbox', op, r.set, String(r.files), cell(r.bytes / MB, 0), cell(m.seconds, 2), cell(r.bytes / MB / m.seconds), r.files >= 100 ? cell(r.files / m.seconds, 0) : '-', cpu(m), rss(m), target(r.set, op, r)])
     }
   }
+  for (const r of sets) {
+    if (r.floor === null) continue
+    rows.push(['fs floor', 'stub', r.set, String(r.files), cell(r.bytes / MB, 0), cell(r.floor.seconds, 2), cell(r.bytes / MB / r.floor.seconds), cell(r.files / r.floor.seconds, 0), cpu(r.floor), '-', 'no crypto, no blocks'])
+  }
   if ('skipped' in huge) {
     rows.push(['dustbox', 'stub', 'huge', '1', '-', '-', '-', '-', '-', '-', `skipped: ${huge.skipped}`])
   } else {
@@ -196,6 +212,8 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
   out.push('')
   for (const r of sets) out.push(`${r.set}: ${r.blocks} blocks, stored ${cell(r.storedBytes / MB, 0)} MB (${cell(r.storedBytes / r.bytes, 3)} of input), ${r.verified} files verified byte-exact (sha256 vs corpus)`)
   if (!('skipped' in huge)) out.push(`huge: one ${cell(huge.bytes / MiB, 0)} MiB keystream file, in a fresh child process; its RSS before stubbing (engine open, workers idle) was ${cell(huge.baselineRssBytes / MiB, 0)} MiB`)
+  out.push('fs floor: each file read, replaced by a 900-byte stand-in stub written as stubs are (temp, fsync, link, shared dir fsync), then')
+  out.push('       removed, with the engine\'s file concurrency: the fastest any stubbing of these files can be on this file system.')
   out.push('notes: MB = 10^6 B; files/s only for sets of 100+ files. Input is read from the page cache (the copy is synced first; caches cannot be dropped here).')
   out.push('       Hydrate reads blocks just written (warm cache). cpu% = (user+sys)/wall of the whole process, 200% = 2 cores.')
   out.push('       Peak RSS covers the block workers (threads of this process): max of a ' + RSS_SAMPLE_MS + ' ms sampler and the kernel high-water mark')
@@ -210,6 +228,7 @@ function printReport (corpus: Corpus, crypto: Crypto, sets: readonly SetResult[]
     small_files_per_s: round(smallFps, 0),
     hydrate_MBps: round(hydMBps),
     hydrate_small_files_per_s: round(small ? small.files / small.hydrate.seconds : null, 0),
+    floor_small_files_per_s: round(small?.floor ? small.files / small.floor.seconds : null, 0),
     peak_rss_MiB: round(peakRss, 0),
     peak_rss_4GiB_MiB: 'skipped' in huge ? null : round(huge.stub.peakRssBytes / MiB, 0),
     restic_big_MBps: round(rBig),

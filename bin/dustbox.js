@@ -2,10 +2,6 @@
 // dustbox command-line entry point: runs the compiled CLI (npm ci / npm run build compile it to dist/).
 import { existsSync } from 'node:fs'
 
-// More libuv threads than the default 4: stubbing many small files waits on fsyncs, and concurrent
-// fsyncs share journal commits. It only takes effect before the first asynchronous fs call.
-process.env.UV_THREADPOOL_SIZE ??= '16'
-
 const cli = new URL('../dist/agent/cli.js', import.meta.url)
 if (!existsSync(cli)) {
   process.stderr.write('INTERNAL: dustbox is not built yet: run "npm run build" in its folder\n')

@@ -24,10 +24,11 @@ export const INFLIGHT_BYTES = 32 * 1024 * 1024
 /** Bytes of chunker read buffers across all files being read (8 MiB for a big file, 64 KiB for a small one). */
 export const READ_BUFFER_BYTES = 32 * 1024 * 1024
 /**
- * Files worked on at once by the *Many methods. Many small files in flight let their fsyncs share
- * journal commits; READ_BUFFER_BYTES and INFLIGHT_BYTES bound the memory whatever this is.
+ * Files worked on at once by the *Many methods: enough small files in flight to keep both cores and
+ * the disk busy while each waits on its fsyncs (measured: 32 ~ 64 > 16 files/s on the small-file
+ * set). READ_BUFFER_BYTES and INFLIGHT_BYTES bound the memory whatever this is.
  */
-export const FILE_CONCURRENCY = 64
+export const FILE_CONCURRENCY = 32
 export const BLOCKS_DIR = 'blocks'
 
 export interface EngineOptions {
