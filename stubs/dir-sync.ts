@@ -15,6 +15,9 @@ const ignore = (): void => {}
 export class DirSyncer {
   private readonly entries = new Map<string, Entry>()
 
+  /** `fsync` is the directory fsync to run (tests count the calls). */
+  constructor (private readonly fsync: (dir: string) => Promise<void> = fsyncDir) {}
+
   /** Resolves once an fsync of `dir` that started after this call has completed. */
   sync (dir: string): Promise<void> {
     const e = this.entries.get(dir)
@@ -28,7 +31,7 @@ export class DirSyncer {
     if (e === undefined) this.entries.set(dir, e = { running: null, queued: null })
     const entry = e
     entry.queued = null
-    const p: Promise<void> = fsyncDir(dir).finally(() => {
+    const p: Promise<void> = this.fsync(dir).finally(() => {
       if (entry.running === p) entry.running = null
       if (entry.running === null && entry.queued === null) this.entries.delete(dir)
     })
