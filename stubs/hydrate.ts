@@ -15,6 +15,12 @@ import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
 import { equalBytes } from './crypto.js'
 
+/**
+ * While restoring, flush to disk in the background every this many bytes (one flush at a time), so
+ * the disk writes while the cores decode, and the final fsync has only the rest to do.
+ */
+export const FLUSH_BYTES = 32 * 1024 * 1024
+
 export interface HydrateResult {
   readonly stubPath: string
   readonly path: string
@@ -102,19 +108,28 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
     throw ioError('create', tmp, err)
   }
   let closed = false
+  let flushing: Promise<void> | null = null
   try {
     const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
     let written = 0
+    let unflushed = 0
     for await (const plain of decodeBlocks(ctx, stub, stubPath, opts.signal)) {
+      // The write runs in libuv's thread pool while this thread hashes the same bytes (both only
+      // read them); the buffer goes back to the pool when the loop moves on, after both.
+      const writing = writeAt(fh, plain, written)
       hasher.update(plain)
-      let off = 0
-      while (off < plain.byteLength) {
-        const { bytesWritten } = await fh.write(plain, off, plain.byteLength - off, written + off)
-        off += bytesWritten
-      }
+      await writing
       written += plain.byteLength
+      unflushed += plain.byteLength
+      if (unflushed >= FLUSH_BYTES && flushing === null) {
+        unflushed = 0
+        const f: Promise<void> = fh.datasync().finally(() => { if (flushing === f) flushing = null })
+        f.catch(() => {}) // awaited below (or after the loop): a failure fails the hydrate there
+        flushing = f
+      }
       opts.onProgress?.({ file: target, state: 'hydrating', bytes: written, total: stub.size })
     }
+    if (flushing !== null) await flushing
     if (written !== stub.size || !equalBytes(hasher.digest(), stub.hash)) {
       throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: restored bytes do not match the stub's whole-file hash`)
     }
@@ -132,6 +147,7 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
       throw err
     }
   } catch (err) {
+    if (flushing !== null) await (flushing as Promise<void>).catch(() => {})
     if (!closed) await fh.close().catch(() => {})
     await fsp.unlink(tmp).catch(() => {})
     throw err instanceof StubError ? err : ioError('hydrate', target, err)
@@ -152,6 +168,14 @@ export async function verifyStub (ctx: EngineContext, stubFile: string, opts: Op
     throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: blocks do not match the stub's whole-file hash`)
   }
   return { stubPath, size: stub.size, blocks: stub.blocks.length }
+}
+
+async function writeAt (fh: fsp.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let off = 0
+  while (off < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off, position + off)
+    off += bytesWritten
+  }
 }
 
 /** Make the restored file's directory entry durable, then remove the stub durably. */
