@@ -142,7 +142,11 @@ export class BlockStore {
     return true
   }
 
-  /** True when `path` is a file holding exactly `bytes` (read and compared). */
+  /**
+   * True when `path` is a file holding exactly `bytes` (read and compared), then made durable: a copy
+   * another writer is still completing, or one whose writer died before its fsync, may be complete
+   * in the page cache but not yet on disk (the fsync costs nothing when it already is).
+   */
   private async holds (path: string, bytes: Uint8Array): Promise<boolean> {
     let fh: fsp.FileHandle
     try {
@@ -153,7 +157,9 @@ export class BlockStore {
     }
     try {
       const st = await fh.stat()
-      return st.isFile() && st.size === bytes.byteLength && await this.readsBackAs(fh, bytes)
+      if (!st.isFile() || st.size !== bytes.byteLength || !await this.readsBackAs(fh, bytes)) return false
+      if (this.durable) await fh.sync()
+      return true
     } catch (err) {
       throw ioError('read block', path, err)
     } finally {

@@ -191,7 +191,8 @@ async function removeStub (ctx: EngineContext, dir: string, stubPath: string): P
 
 /**
  * True when `target` is a regular file holding exactly the stub's content (size and keyed whole-file
- * hash): the file a crashed hydrate already placed. Symbolic links and other types are never it.
+ * hash): the file a crashed hydrate already placed. Symbolic links and other types are never it. It
+ * is fsynced before saying so, since the stub is about to go (nothing to do if it is durable).
  */
 async function isRestoredCopy (ctx: EngineContext, target: string, stub: Stub, signal?: AbortSignal): Promise<boolean> {
   let fh: fsp.FileHandle
@@ -213,7 +214,9 @@ async function isRestoredCopy (ctx: EngineContext, target: string, stub: Stub, s
       hasher.update(buf.subarray(0, bytesRead))
       total += bytesRead
     }
-    return total === stub.size && equalBytes(hasher.digest(), stub.hash)
+    if (total !== stub.size || !equalBytes(hasher.digest(), stub.hash)) return false
+    await fh.sync()
+    return true
   } finally {
     await fh.close()
   }
