@@ -115,8 +115,8 @@ export class BlockStore {
       if (this.durable) await fh.sync()
       if (!await this.readsBackAs(fh, bytes)) throw corrupt(id, path, 'it reads back differently from what was written')
     } catch (err) {
+      await removeIfStill(fh, path)
       await fh.close().catch(() => {})
-      await fsp.unlink(path).catch(() => {})
       throw err instanceof StubError ? err : ioError('write block', path, err)
     }
     await fh.close()
@@ -261,6 +261,17 @@ export class BlockStore {
       for (const n of names) if (n.length === HASH_BYTES * 2) yield n
     }
   }
+}
+
+/**
+ * Remove the file we failed to write, if `path` still names it: a concurrent put of the same block
+ * may have replaced it meanwhile with a complete copy, which must stay.
+ */
+async function removeIfStill (fh: fsp.FileHandle, path: string): Promise<void> {
+  try {
+    const [mine, now] = await Promise.all([fh.stat(), fsp.lstat(path)])
+    if (mine.dev === now.dev && mine.ino === now.ino) await fsp.unlink(path)
+  } catch {}
 }
 
 /** Read-back comparison piece size. */

@@ -77,6 +77,25 @@ test('the folder really shrinks and identical files share blocks', async t => {
   assert.ok(st.size < 2000, `stub is ${st.size} bytes`)
 })
 
+test('identical files stubbed at once race for the same blocks and all come back', async t => {
+  const { engine, dir } = await engineFor(t)
+  const big = prng('same', 3 * 1024 * 1024)
+  const small = textLike('same', 20000)
+  const tree: Record<string, Buffer> = {}
+  for (let i = 0; i < 12; i++) tree[`copy ${i}.bin`] = big
+  for (let i = 0; i < 12; i++) tree[`note ${i}.txt`] = small
+  const paths = await writeTree(join(dir, 'f'), tree)
+  const outcomes = await engine.stubMany(Object.values(paths))
+  for (const o of outcomes) assert.ok(o.ok, o.ok ? '' : o.error.message)
+  const ids = new Set<string>()
+  for await (const id of engine.store.ids()) ids.add(id)
+  const blocksOfOne = (await readStubFile(engine, paths['copy 0.bin'] + '.f')).blocks.length + 1
+  assert.equal(ids.size, blocksOfOne, 'each distinct block stored once')
+  const back = await engine.hydrateMany(Object.values(paths).map(p => p + '.f'))
+  for (const o of back) assert.ok(o.ok, o.ok ? '' : o.error.message)
+  for (const [rel, p] of Object.entries(paths)) assert.equal(await fileSha256(p), sha256(tree[rel]), rel)
+})
+
 test('a flipped, truncated or missing block is BLOCK_CORRUPT / BLOCK_MISSING and the stub stays', async t => {
   const { engine, dir } = await engineFor(t)
   const paths = await writeTree(join(dir, 'f'), { 'a.bin': prng('a', 3 * 1024 * 1024), 'b.bin': prng('b', 3 * 1024 * 1024), 'c.bin': prng('c', 3 * 1024 * 1024) })
