@@ -14,6 +14,8 @@ export const POOL_SIZE = Math.max(1, Math.min(8, availableParallelism()))
 export const BATCH_TASKS = 32
 /** ...and at most this many bytes of block data (a big block always goes alone). */
 export const BATCH_BYTES = 1024 * 1024
+/** Workers that die this many times in a row, with no task done in between, break the pool. */
+export const MAX_WORKER_FAILURES = 5
 
 type Reply<T extends WorkerTask['type']> = Extract<WorkerReply, { type: T }>
 
@@ -28,6 +30,7 @@ class Slot {
   worker: Worker
   /** The jobs of the batch the worker is running, in order; empty when idle. */
   jobs: Job[] = []
+  dead = false
   constructor (worker: Worker) { this.worker = worker }
 }
 
@@ -47,21 +50,29 @@ export class BlockPool {
   private readonly queue: Job[] = []
   private seq = 0
   private closed = false
+  /** Worker deaths since the last batch that came back. */
+  private failures = 0
+  /** Set when workers keep dying (e.g. cannot even start): every task then fails with it. */
+  private broken: StubError | null = null
 
-  constructor (keys: BlockKeys, size = POOL_SIZE) {
+  /** `script` is the worker's module (tests give one that fails). */
+  constructor (keys: BlockKeys, size = POOL_SIZE, private readonly script: URL = new URL('./block-worker.js', import.meta.url)) {
     this.keys = keys
     this.size = size
     for (let i = 0; i < size; i++) this.slots.push(this.spawn())
   }
 
   private spawn (): Slot {
-    const worker = new Worker(new URL('./block-worker.js', import.meta.url), {
+    const worker = new Worker(this.script, {
       workerData: { data: this.keys.data, plainHash: this.keys.plainHash },
-      env: process.env
+      env: process.env,
+      // Not the parent's flags: some (--input-type, --eval...) are invalid in a worker and kill it.
+      execArgv: []
     })
     worker.unref()
     const slot = new Slot(worker)
     worker.on('message', (batch: { replies: WorkerReply[] }) => {
+      this.failures = 0
       const jobs = slot.jobs
       slot.jobs = []
       jobs.forEach((job, i) => {
@@ -73,10 +84,17 @@ export class BlockPool {
       this.pump()
     })
     const fail = (err: Error): void => {
+      if (slot.dead) return // 'error' and then 'exit': one death
+      slot.dead = true
       const jobs = slot.jobs
       slot.jobs = []
       for (const job of jobs) job.reject(new StubError(StubCodes.WORKER_FAILED, `block worker failed: ${err.message}`))
       if (this.closed) return
+      if (++this.failures >= MAX_WORKER_FAILURES) {
+        this.broken = new StubError(StubCodes.WORKER_FAILED, `block workers keep failing (${this.failures} in a row), last: ${err.message}`)
+        for (const job of this.queue.splice(0)) job.reject(this.broken)
+        return
+      }
       const i = this.slots.indexOf(slot)
       if (i >= 0) this.slots[i] = this.spawn()
       this.pump()
@@ -88,6 +106,7 @@ export class BlockPool {
 
   run<T extends WorkerTask['type']> (task: Extract<WorkerTask, { type: T }>, transfer: ArrayBuffer[] = []): Promise<Reply<T>> {
     if (this.closed) return Promise.reject(new StubError(StubCodes.CLOSED, 'block pool is closed'))
+    if (this.broken !== null) return Promise.reject(this.broken)
     return new Promise<Reply<T>>((resolve, reject) => {
       this.queue.push({ task, transfer, resolve, reject })
       this.pump()
@@ -96,11 +115,11 @@ export class BlockPool {
 
   private pump (): void {
     for (const slot of this.slots) {
-      if (this.queue.length === 0) return
-      if (slot.jobs.length !== 0) continue
+      if (this.queue.length === 0) break
+      if (slot.jobs.length !== 0 || slot.dead) continue
       // The first job always goes; small ones behind it join it while the batch stays small. Only
       // as many as leave the other idle workers a share of what is waiting.
-      const idle = this.slots.filter(s => s.jobs.length === 0).length
+      const idle = this.slots.filter(s => s.jobs.length === 0 && !s.dead).length
       const share = Math.max(1, Math.min(BATCH_TASKS, Math.ceil(this.queue.length / idle)))
       const jobs = [this.queue.shift()!]
       let bytes = taskBytes(jobs[0].task)

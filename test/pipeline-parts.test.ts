@@ -5,10 +5,13 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { BufferPool, MIN_CLASS } from '../stubs/buffer-pool.js'
 import { DirSyncer } from '../stubs/dir-sync.js'
 import { BlockStore } from '../stubs/block-store.js'
+import { BlockPool, MAX_WORKER_FAILURES } from '../stubs/block-pool.js'
 import { loadCrypto } from '../stubs/crypto.js'
 import { StubError } from '../stubs/errors.js'
 import { tempDir, prng } from './helpers/fixtures.js'
@@ -110,4 +113,40 @@ test('block store: written in place and read back, deduped, a short copy replace
   const ids: string[] = []
   for await (const x of store.ids()) ids.push(x)
   assert.deepEqual(ids, [Buffer.from(id).toString('hex')])
+})
+
+test('idle block workers do not keep a process alive (an engine nobody closed lets node exit)', async t => {
+  const dir = await tempDir(t)
+  const index = fileURLToPath(new URL('../stubs/index.js', import.meta.url))
+  const script = `
+    import { StubEngine, createSecret, loadCrypto } from ${JSON.stringify(index)}
+    import { writeFileSync } from 'node:fs'
+    const home = ${JSON.stringify(join(dir, 'home'))}
+    await createSecret(await loadCrypto(), home)
+    const engine = await StubEngine.open({ home })
+    writeFileSync(${JSON.stringify(join(dir, 'x'))}, 'hello')
+    await engine.stub(${JSON.stringify(join(dir, 'x'))})
+    await engine.stub(${JSON.stringify(join(dir, 'missing'))}).catch(() => {})
+    console.log('done')`
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+  assert.equal(r.signal, null, 'the process had to be killed: something kept it alive')
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /done/)
+})
+
+test('block workers that keep dying break the pool with WORKER_FAILED instead of respawning forever', async t => {
+  const dir = await tempDir(t)
+  const script = join(dir, 'dies.mjs')
+  await fsp.writeFile(script, 'process.exit(3)\n')
+  const pool = new BlockPool({ data: new Uint8Array(32), plainHash: new Uint8Array(32) }, 2, new URL('file://' + script))
+  t.after(async () => { await pool.close() })
+  const task = (): { type: 'encode', plain: Uint8Array, out: Uint8Array } => ({ type: 'encode', plain: new Uint8Array(10), out: new Uint8Array(100) })
+  let tries = 0
+  for (; tries < 50; tries++) {
+    const err = await pool.run(task()).then(() => null, (e: StubError) => e)
+    assert.ok(err !== null && err.code === 'WORKER_FAILED', String(err))
+    if (err.message.includes('in a row')) break
+  }
+  assert.ok(tries < 50, 'the pool gave up respawning')
+  await assert.rejects(pool.run(task()), (e: StubError) => e.code === 'WORKER_FAILED' && e.message.includes(`${MAX_WORKER_FAILURES} in a row`))
 })
