@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { StubEngine, createSecret, loadCrypto, deriveKeys, toHex, type Stub, type Outcome } from '../stubs/index.js'
 import { resolveHome } from './home.js'
 import { errorLine } from './errors.js'
-import { humanBytes } from './format.js'
+import { humanBytes, count } from './format.js'
 import { runDemo } from './demo.js'
 
 export interface CliIO {
@@ -75,7 +75,7 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .action(async (files: string[], opts: { json?: boolean }) => {
       await withEngine(async e => {
         report(await e.stubMany(files), opts.json === true, r =>
-          `stubbed ${r.path} -> ${r.stubPath} (${humanBytes(r.size)}, ${r.blocks} blocks, ${r.newBlocks} new)`)
+          `stubbed ${r.path} -> ${r.stubPath} (${humanBytes(r.size)}, ${count(r.blocks, 'block')}, ${r.newBlocks} new)`)
       })
     })
 
@@ -106,7 +106,7 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
         for (const s of stubs) {
           try { outcomes.push({ ok: true, path: s, result: await e.verify(s) }) } catch (error) { outcomes.push({ ok: false, path: s, error: error as Error }) }
         }
-        report(outcomes, opts.json === true, r => `ok ${r.stubPath} (${humanBytes(r.size)}, ${r.blocks} blocks)`)
+        report(outcomes, opts.json === true, r => `ok ${r.stubPath} (${humanBytes(r.size)}, ${count(r.blocks, 'block')})`)
       })
     })
 

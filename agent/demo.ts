@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { StubEngine, createSecret, loadCrypto } from '../stubs/index.js'
-import { humanBytes } from './format.js'
+import { humanBytes, count } from './format.js'
 
 export interface DemoOptions {
   dir?: string
@@ -56,17 +56,17 @@ export async function runDemo (opts: DemoOptions): Promise<void> {
       out(`identity: ${engine.keys.ownerId.slice(0, 16)}…  crypto: ${crypto.name}`)
       const stubbed = await engine.stubMany(before)
       for (const o of stubbed) {
-        if (o.ok) out(`  stubbed ${relative(folder, o.result.path)} -> ${relative(folder, o.result.stubPath)} (${o.result.blocks} blocks)`)
+        if (o.ok) out(`  stubbed ${relative(folder, o.result.path)} -> ${relative(folder, o.result.stubPath)} (${count(o.result.blocks, 'block')})`)
         else out(`  FAILED ${o.path}: ${o.error.message}`)
       }
       const after = await walk(folder)
-      out(`after stubbing: ${after.length} stubs, ${humanBytes(await du(after))} in the folder; the blocks are in ${engine.store.root}`)
+      out(`after stubbing: ${count(after.length, 'stub')}, ${humanBytes(await du(after))} in the folder; the blocks are in ${engine.store.root}`)
       const photoStub = after.find(f => f.includes('sunset'))!
       out(`\n$ cat '${relative(folder, photoStub)}'`)
       const text = await fsp.readFile(photoStub, 'utf8')
       for (const line of text.split('\n').filter(l => l !== '')) out('  ' + (line.length > 110 ? line.slice(0, 110) + '…' : line))
       const v = await engine.verify(photoStub)
-      out(`\nverify: ${v.blocks} blocks present, intact, decrypt to their hashes`)
+      out(`\nverify: ${count(v.blocks, 'block')} present, intact, decrypting to their hashes`)
       const h = await engine.hydrate(photoStub)
       const same = createHash('sha256').update(await fsp.readFile(h.path)).digest('hex') ===
         createHash('sha256').update(samples['photos/sunset 🌅.jpg']).digest('hex')

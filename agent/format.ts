@@ -7,3 +7,8 @@ export function humanBytes (n: number): string {
   while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`
 }
+
+/** "1 block", "3 blocks". */
+export function count (n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
+}
