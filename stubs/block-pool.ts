@@ -89,7 +89,7 @@ export class BlockPool {
       const jobs = slot.jobs
       slot.jobs = []
       for (const job of jobs) job.reject(new StubError(StubCodes.WORKER_FAILED, `block worker failed: ${err.message}`))
-      if (this.closed) return
+      if (this.closed || this.broken !== null) return
       if (++this.failures >= MAX_WORKER_FAILURES) {
         this.broken = new StubError(StubCodes.WORKER_FAILED, `block workers keep failing (${this.failures} in a row), last: ${err.message}`)
         for (const job of this.queue.splice(0)) job.reject(this.broken)
