@@ -97,8 +97,8 @@ export class BlockDecodeError extends Error {}
 /**
  * Decrypt and decompress an encrypted block and check it is exactly the plaintext that `ph` names.
  * Throws BlockDecodeError on any mismatch; never trusts a length it has not bounded. The plaintext
- * returned is a buffer of its own (never a view of `scratch` or of a shared pool), so it can be
- * transferred to another thread), or `out` when given (exactly `expectedSize` bytes).
+ * is written into `out` when given (exactly `expectedSize` bytes), else into a new buffer of its own
+ * (never a view of `scratch` or of a shared pool), so either can be transferred to another thread.
  */
 export function decodeBlock (crypto: Crypto, keys: BlockKeys, ph: Uint8Array, block: Uint8Array, expectedSize: number, scratch: Scratch = new Scratch(), out?: Uint8Array): Uint8Array {
   if (out !== undefined && out.byteLength !== expectedSize) throw new RangeError('decodeBlock: output must be exactly the expected size')
