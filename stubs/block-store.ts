@@ -12,6 +12,7 @@ import { StubError, StubCodes, ioError } from './errors.js'
 import { MAX_PLAIN_BLOCK, BLOCK_OVERHEAD } from './block-codec.js'
 import { BufferPool } from './buffer-pool.js'
 import { DirSyncer } from './dir-sync.js'
+import { writeAt } from './fsutil.js'
 
 export const MAX_STORED_BLOCK = MAX_PLAIN_BLOCK + BLOCK_OVERHEAD
 /** Temp files older than this in <root>/tmp are leftovers of a crash and are removed at ready(). */
@@ -111,7 +112,7 @@ export class BlockStore {
       return await this.replace(id, path, bytes)
     }
     try {
-      await writeAll(fh, bytes)
+      await writeAt(fh, bytes, 0)
       if (this.durable) await fh.sync()
       if (!await this.readsBackAs(fh, bytes)) throw corrupt(id, path, 'it reads back differently from what was written')
     } catch (err) {
@@ -129,7 +130,7 @@ export class BlockStore {
     let fh: fsp.FileHandle | null = null
     try {
       fh = await fsp.open(tmp, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600)
-      await writeAll(fh, bytes)
+      await writeAt(fh, bytes, 0)
       if (this.durable) await fh.sync()
       if (!await this.readsBackAs(fh, bytes)) throw corrupt(id, path, 'it reads back differently from what was written')
       await fsp.rename(tmp, path)
@@ -276,14 +277,6 @@ async function removeIfStill (fh: fsp.FileHandle, path: string): Promise<void> {
 
 /** Read-back comparison piece size. */
 const READ_BACK_PIECE = 1024 * 1024
-
-async function writeAll (fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
-  let off = 0
-  while (off < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off, off)
-    off += bytesWritten
-  }
-}
 
 /** Fill `out` from offset 0; a file that ends early (it shrank meanwhile) is an I/O error. */
 async function readFull (fh: fsp.FileHandle, out: Uint8Array, path: string): Promise<void> {

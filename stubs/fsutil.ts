@@ -1,5 +1,6 @@
 // Small durable-file helpers: fsync a directory, write a file atomically (temp, fsync, rename or
-// no-clobber link), random temp names. Every durable write in dustbox goes through these.
+// no-clobber link), write a whole buffer at an offset, random temp names, existence without
+// following links. Every durable write in dustbox goes through these.
 
 import { promises as fsp, constants as fsc } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -44,7 +45,8 @@ export async function writeFileAtomic (target: string, data: Uint8Array, opts: {
   if (opts.syncDir !== false) await fsyncDir(dirname(target))
 }
 
-async function exists (path: string): Promise<boolean> {
+/** Whether anything is at `path` (lstat: a dangling symbolic link counts). */
+export async function exists (path: string): Promise<boolean> {
   try {
     await fsp.lstat(path)
     return true
@@ -68,4 +70,13 @@ export async function placeNoClobber (tmp: string, target: string): Promise<void
     return
   }
   await fsp.unlink(tmp)
+}
+
+/** Write all of `bytes` at `position` (write may write less than asked: loop until done). */
+export async function writeAt (fh: fsp.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let off = 0
+  while (off < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off, position + off)
+    off += bytesWritten
+  }
 }

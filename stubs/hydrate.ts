@@ -9,7 +9,7 @@ import { StubError, StubCodes, ioError } from './errors.js'
 import { readStubFile } from './stub-io.js'
 import type { Stub } from './stub-format.js'
 import { targetNameFor } from './names.js'
-import { tempPathFor, placeNoClobber } from './fsutil.js'
+import { tempPathFor, placeNoClobber, writeAt, exists } from './fsutil.js'
 import { BufferPool } from './buffer-pool.js'
 import { WorkerTaskError } from './block-pool.js'
 import { corrupt, missing } from './block-store.js'
@@ -170,14 +170,6 @@ export async function verifyStub (ctx: EngineContext, stubFile: string, opts: Op
   return { stubPath, size: stub.size, blocks: stub.blocks.length }
 }
 
-async function writeAt (fh: fsp.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let off = 0
-  while (off < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, off, bytes.byteLength - off, position + off)
-    off += bytesWritten
-  }
-}
-
 /** Make the restored file's directory entry durable, then remove the stub durably. */
 async function removeStub (ctx: EngineContext, dir: string, stubPath: string): Promise<void> {
   try {
@@ -224,12 +216,3 @@ async function isRestoredCopy (ctx: EngineContext, target: string, stub: Stub, s
 
 /** Read buffer for comparing an existing target with a stub's hash. */
 const COMPARE_BUFFER = 1024 * 1024
-
-async function exists (path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path)
-    return true
-  } catch {
-    return false
-  }
-}
