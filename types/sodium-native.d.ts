@@ -1,4 +1,4 @@
-// The subset of sodium-native's API that stubs/crypto-native.ts uses (the package ships no types).
+// The subset of sodium-native's API that stubs/crypto-native.ts and net/ use (the package ships no types).
 declare module 'sodium-native' {
   export const crypto_generichash_STATEBYTES: number
   export const crypto_aead_xchacha20poly1305_ietf_ABYTES: number
@@ -16,4 +16,11 @@ declare module 'sodium-native' {
   export function crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean
   export function randombytes_buf(buf: Uint8Array): void
   export function sodium_memzero(buf: Uint8Array): void
+  export const crypto_aead_chacha20poly1305_ietf_ABYTES: number
+  export function crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number
+  export function crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number
+  export function crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void
+  export function crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void
+  export function crypto_sign_ed25519_pk_to_curve25519(x25519pk: Uint8Array, ed25519pk: Uint8Array): void
+  export function crypto_sign_ed25519_sk_to_curve25519(x25519sk: Uint8Array, ed25519sk: Uint8Array): void
 }

@@ -1,0 +1,12 @@
+// net/: peers over uTP and TCP: identity handshake (Noise XX), encrypted channel, block protocol,
+// storage for other owners. Main class: NetNode. Knows nothing of agent/.
+
+export { NetNode, type NetNodeOptions, type NetWarning, type DialTarget, type ConnectOptions } from './node.js'
+export { Peer, type RequestOptions } from './peer.js'
+export { NetError, NetCodes, type NetCode } from './errors.js'
+export { peerIdFromKey, parsePeerId, shortId } from './peer-id.js'
+export { ShardStore, shardIdOf, auditProof, type ShardStoreOptions } from './shard-store.js'
+export { Ledger } from './ledger.js'
+export { Caps, PROTOCOL_VERSION, type Identity } from './handshake.js'
+export { MAX_SHARD_BYTES, MAX_FRAME_BYTES, AuditStatus, PutStatus } from './messages.js'
+export type { Transport, TransportName, Endpoint, RawConnection } from './transport.js'

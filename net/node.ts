@@ -1,0 +1,429 @@
+// NetNode: one node of the dustbox network. Listens on uTP and TCP (same port number), runs the
+// handshake on every connection, keeps at most one authenticated connection per peer, serves other
+// owners from its ShardStore, and dials peers by racing its transports (the first to finish the
+// handshake wins; on a LAN usually TCP, across NATs uTP). Everything a peer sends is untrusted: bad
+// input closes that connection with a `warning` event and never affects the others.
+
+import { EventEmitter } from 'node:events'
+import { NetError, NetCodes } from './errors.js'
+import { initiate, respond, Caps, HANDSHAKE_TIMEOUT_MS, PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, type HandshakeResult, type Identity } from './handshake.js'
+import { x25519FromEd25519, type X25519KeyPair } from './noise.js'
+import { SecureChannel } from './channel.js'
+import { RecvBudget, RECV_BUDGET_BYTES } from './budget.js'
+import { Peer, type PeerOptions } from './peer.js'
+import { StorageService } from './service.js'
+import { ShardStore, type ShardStoreOptions } from './shard-store.js'
+import { Ledger } from './ledger.js'
+import { peerIdFromKey, parsePeerId, shortId } from './peer-id.js'
+import { MAX_FRAME_BYTES, encodeGoodbye } from './messages.js'
+import { WireErrorCodes } from './errors.js'
+import type { Endpoint, RawConnection, Transport, TransportName } from './transport.js'
+import { UtpTransport } from './transport-utp.js'
+import { TcpTransport } from './transport-tcp.js'
+
+export const MAX_CONNECTIONS = 256
+export const AGENT = 'dustbox/0.1'
+
+export interface NetNodeOptions {
+  readonly identity: Identity
+  /** Bind address (default 0.0.0.0; tests use 127.0.0.1). */
+  readonly host?: string
+  /** Port for both transports (0 picks one). */
+  readonly port?: number
+  readonly transports?: readonly TransportName[]
+  /** Storage donated to others; null or absent: this node stores nothing for anyone. */
+  readonly store?: ShardStoreOptions | null
+  /** Where ledger.json lives (null: kept in memory only). */
+  readonly stateDir?: string | null
+  readonly agent?: string
+  /** Decide on an authenticated inbound peer: return a refusal reason, or null to accept. */
+  readonly accept?: (key: Buffer, remote: Endpoint) => string | null
+  readonly maxConnections?: number
+  readonly recvBudgetBytes?: number
+  readonly handshakeTimeoutMs?: number
+  readonly connectTimeoutMs?: number
+  readonly requestTimeoutMs?: number
+  readonly keepaliveMs?: number
+  readonly idleTimeoutMs?: number
+  readonly frameTimeoutMs?: number
+  readonly minFrameRate?: number
+  readonly maxInflight?: number
+  readonly maxHandlers?: number
+  /** Tests: speak another version range. */
+  readonly minVersion?: number
+  readonly maxVersion?: number
+  /** Options passed to each transport (socket buffer sizes...). */
+  readonly transportOptions?: Record<string, unknown>
+}
+
+export interface NetWarning {
+  readonly error: NetError
+  readonly peer?: string
+  readonly remote?: Endpoint
+}
+
+export interface NetNodeEvents {
+  ready: []
+  peer: [peer: Peer]
+  'peer-close': [peer: Peer, err: NetError | null]
+  warning: [w: NetWarning]
+}
+
+export interface DialTarget {
+  readonly host: string
+  /** Port of both transports, unless utpPort/tcpPort say otherwise. */
+  readonly port?: number
+  readonly utpPort?: number
+  readonly tcpPort?: number
+}
+
+export interface ConnectOptions {
+  /** The peer id (or raw key) the node at that address must have. */
+  readonly expect?: string | Uint8Array
+  readonly transports?: readonly TransportName[]
+  readonly signal?: AbortSignal
+}
+
+export class NetNode extends EventEmitter<NetNodeEvents> {
+  readonly identity: Identity
+  readonly key: Buffer
+  readonly id: string
+  readonly shortId: string
+  readonly store: ShardStore | null
+  readonly ledger: Ledger
+  private readonly opts: NetNodeOptions
+  private readonly staticKey: X25519KeyPair
+  private readonly transports = new Map<TransportName, Transport>()
+  private readonly ports = { utp: 0, tcp: 0 }
+  private readonly budget: RecvBudget
+  private readonly service: StorageService
+  private readonly byKey = new Map<string, Peer>()
+  private readonly raws = new Set<RawConnection>()
+  private readonly dials = new Map<string, Promise<Peer>>()
+  private readyPromise: Promise<void> | null = null
+  private closing: Promise<void> | null = null
+
+  constructor (opts: NetNodeOptions) {
+    super()
+    this.opts = opts
+    this.identity = opts.identity
+    this.key = Buffer.from(opts.identity.publicKey)
+    this.id = peerIdFromKey(this.key)
+    this.shortId = shortId(this.id)
+    this.staticKey = x25519FromEd25519(opts.identity)
+    this.budget = new RecvBudget(opts.recvBudgetBytes ?? RECV_BUDGET_BYTES)
+    this.store = opts.store == null ? null : new ShardStore(opts.store)
+    this.service = new StorageService(this.store)
+    this.ledger = new Ledger(opts.stateDir ?? null)
+    const names = opts.transports ?? ['utp', 'tcp']
+    if (names.length === 0) throw new NetError(NetCodes.CONFIG_INVALID, 'at least one transport is needed')
+    for (const name of names) {
+      const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
+      const t = name === 'utp' ? new UtpTransport({ onConnection, ...opts.transportOptions }) : new TcpTransport({ onConnection, ...opts.transportOptions })
+      this.transports.set(name, t)
+    }
+  }
+
+  /** Open the store and ledger, bind the transports. */
+  async ready (): Promise<void> {
+    this.readyPromise ??= this.start()
+    await this.readyPromise
+  }
+
+  private async start (): Promise<void> {
+    await this.store?.open()
+    await this.ledger.load()
+    const host = this.opts.host ?? '0.0.0.0'
+    const want = this.opts.port ?? 0
+    const list = [...this.transports.values()]
+    let lastErr: unknown
+    for (let attempt = 0; attempt < (want === 0 ? 8 : 1); attempt++) {
+      let port = want
+      try {
+        for (const t of list) {
+          port = await t.listen(port, host)
+          this.ports[t.name] = port
+        }
+        this.emit('ready')
+        return
+      } catch (err) {
+        lastErr = err
+        // Port 0: the first transport's port was taken for the other; start over with fresh ones.
+        for (const t of list) await t.close().catch(() => {})
+        if (want !== 0) break
+        this.recreateTransports()
+      }
+    }
+    throw new NetError(NetCodes.CONFIG_INVALID, `cannot listen on ${host}:${want}: ${(lastErr as Error)?.message ?? String(lastErr)}`, { cause: lastErr })
+  }
+
+  private recreateTransports (): void {
+    for (const name of [...this.transports.keys()]) {
+      const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
+      this.transports.set(name, name === 'utp' ? new UtpTransport({ onConnection, ...this.opts.transportOptions }) : new TcpTransport({ onConnection, ...this.opts.transportOptions }))
+    }
+  }
+
+  get utpPort (): number { return this.ports.utp }
+  get tcpPort (): number { return this.ports.tcp }
+  /** The port of the first transport (both share it when both run). */
+  get port (): number { return this.ports.utp || this.ports.tcp }
+
+  peers (): Peer[] {
+    return [...this.byKey.values()]
+  }
+
+  peer (idOrKey: string | Uint8Array): Peer | undefined {
+    const key = typeof idOrKey === 'string' ? parsePeerId(idOrKey) : idOrKey
+    return this.byKey.get(Buffer.from(key).toString('hex'))
+  }
+
+  /** Bytes I hold for each peer (from the store) and bytes each peer holds for me (ledger), by key hex. */
+  usage (): Map<string, { heldForThem: number, heldByThem: number, reportedByThem: number }> {
+    const out = new Map<string, { heldForThem: number, heldByThem: number, reportedByThem: number }>()
+    for (const [k, u] of this.store?.owners() ?? []) out.set(k, { heldForThem: u.bytes, heldByThem: 0, reportedByThem: 0 })
+    for (const [k, e] of this.ledger.all()) {
+      const o = out.get(k) ?? { heldForThem: 0, heldByThem: 0, reportedByThem: 0 }
+      o.heldByThem = e.stored
+      o.reportedByThem = e.reported
+      out.set(k, o)
+    }
+    return out
+  }
+
+  private handshakeOpts (label: string, signal?: AbortSignal, expectKey?: Uint8Array): Parameters<typeof initiate>[1] {
+    return {
+      identity: this.identity,
+      staticKey: this.staticKey,
+      caps: this.store !== null ? Caps.STORAGE : 0,
+      minVersion: this.opts.minVersion ?? MIN_PROTOCOL_VERSION,
+      maxVersion: this.opts.maxVersion ?? PROTOCOL_VERSION,
+      timeoutMs: this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      remoteLabel: label,
+      signal,
+      expectKey
+    }
+  }
+
+  private warn (error: NetError, extra: { peer?: string, remote?: Endpoint } = {}): void {
+    this.emit('warning', { error, ...extra })
+  }
+
+  // ------------------------------------------------------------------------------------- inbound
+
+  private onIncoming (raw: RawConnection): void {
+    const label = `${raw.transport}:${raw.remote.host}:${raw.remote.port}`
+    if (this.closing !== null || this.raws.size >= (this.opts.maxConnections ?? MAX_CONNECTIONS)) {
+      raw.stream.on('error', () => {})
+      raw.stream.destroy()
+      if (this.closing === null) this.warn(new NetError(NetCodes.BUSY, `${label}: refused, already ${this.raws.size} connections`), { remote: raw.remote })
+      return
+    }
+    this.track(raw)
+    respond(raw.stream, this.handshakeOpts(label)).then(hs => {
+      const refusal = this.opts.accept?.(hs.remoteKey, raw.remote) ?? null
+      this.adopt(raw, hs, false, refusal)
+    }, (err: unknown) => {
+      const e = err instanceof NetError ? err : new NetError(NetCodes.HANDSHAKE_FAILED, `${label}: ${String(err)}`)
+      this.warn(e, { remote: raw.remote })
+      // Let a version refusal (already written) reach the peer before the socket goes.
+      raw.stream.end()
+      setTimeout(() => raw.stream.destroy(), 1000).unref()
+    }).catch(err => this.warn(new NetError(NetCodes.INTERNAL, `${label}: ${String(err)}`)))
+  }
+
+  private track (raw: RawConnection): void {
+    this.raws.add(raw)
+    raw.stream.on('error', () => {})
+    raw.stream.once('close', () => this.raws.delete(raw))
+  }
+
+  /** Turn a finished handshake into a Peer (or refuse it). Returns the peer now serving this key. */
+  private adopt (raw: RawConnection, hs: HandshakeResult, initiator: boolean, refusal: string | null = null): Peer {
+    const label = `${shortId(hs.remoteId)} (${raw.transport}:${raw.remote.host}:${raw.remote.port})`
+    const channel = new SecureChannel(raw, hs, hs.leftover, {
+      label,
+      budget: this.budget,
+      maxFrameBytes: MAX_FRAME_BYTES,
+      frameTimeoutMs: this.opts.frameTimeoutMs,
+      minFrameRate: this.opts.minFrameRate,
+      idleTimeoutMs: this.opts.idleTimeoutMs
+    })
+    if (refusal !== null) {
+      this.warn(new NetError(NetCodes.REFUSED, `${label}: refused: ${refusal}`), { peer: hs.remoteId, remote: raw.remote })
+      channel.close(new NetError(NetCodes.REFUSED, refusal), encodeGoodbye(WireErrorCodes.REFUSED, refusal))
+      throw new NetError(NetCodes.REFUSED, `${label}: refused: ${refusal}`)
+    }
+    const keyHex = hs.remoteKey.toString('hex')
+    const popts: PeerOptions = {
+      key: hs.remoteKey,
+      id: hs.remoteId,
+      version: hs.version,
+      caps: hs.remoteCaps,
+      initiator,
+      handler: this.service,
+      localHello: { agent: this.opts.agent ?? AGENT, utpPort: this.ports.utp, tcpPort: this.ports.tcp, observed: raw.remote, maxFrame: MAX_FRAME_BYTES, maxRequests: this.opts.maxHandlers ?? 8 },
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      keepaliveMs: this.opts.keepaliveMs,
+      maxInflight: this.opts.maxInflight,
+      maxHandlers: this.opts.maxHandlers
+    }
+    const existing = this.byKey.get(keyHex)
+    if (existing !== undefined && existing.isOpen) {
+      // Both sides dialed at once: keep the connection dialed by the smaller key, on both sides alike.
+      const dialerOf = (p: { initiator: boolean }): Buffer => p.initiator ? this.key : hs.remoteKey
+      const keepNew = existing.initiator !== initiator && Buffer.compare(dialerOf({ initiator }), dialerOf(existing)) < 0
+      if (!keepNew) {
+        channel.close(null, encodeGoodbye(WireErrorCodes.CLOSED, 'duplicate connection'))
+        return existing
+      }
+      existing.close(NetCodes.CLOSED, 'duplicate connection')
+    }
+    const peer = new Peer(channel, popts)
+    this.byKey.set(keyHex, peer)
+    peer.on('warning', err => this.warn(err, { peer: peer.id, remote: peer.remote }))
+    peer.once('close', err => {
+      if (this.byKey.get(keyHex) === peer) this.byKey.delete(keyHex)
+      this.emit('peer-close', peer, err)
+    })
+    this.wireLedger(peer, keyHex)
+    this.emit('peer', peer)
+    return peer
+  }
+
+  /** Keep the ledger from this peer's replies (bytes it holds for me). */
+  private wireLedger (peer: Peer, keyHex: string): void {
+    const put = peer.put.bind(peer)
+    const del = peer.delete.bind(peer)
+    const space = peer.space.bind(peer)
+    peer.put = async (shard, data, o) => {
+      const r = await put(shard, data, o)
+      this.ledger.record(keyHex, r.stored ? data.byteLength : 0, r.usedByYou)
+      return r
+    }
+    peer.delete = async (shards, o) => {
+      const before = this.ledger.get(keyHex).reported
+      const r = await del(shards, o)
+      this.ledger.record(keyHex, Math.min(0, Number(r.usedByYou) - before), r.usedByYou)
+      return r
+    }
+    peer.space = async o => {
+      const s = await space(o)
+      this.ledger.record(keyHex, 0, s.usedByYou)
+      return s
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ outbound
+
+  /**
+   * Connect to a node (or return the open connection to it). All transports are tried at once; the
+   * first to finish the handshake (and get the peer's HELLO) wins and the others are dropped.
+   */
+  async connect (target: DialTarget, opts: ConnectOptions = {}): Promise<Peer> {
+    await this.ready()
+    if (this.closing !== null) throw new NetError(NetCodes.CLOSED, 'the node is closing')
+    const expectKey = opts.expect === undefined ? undefined : typeof opts.expect === 'string' ? parsePeerId(opts.expect) : opts.expect
+    const dialKey = expectKey !== undefined ? Buffer.from(expectKey).toString('hex') : `${target.host}:${target.port ?? ''}:${target.utpPort ?? ''}:${target.tcpPort ?? ''}`
+    if (expectKey !== undefined) {
+      const open = this.byKey.get(dialKey)
+      if (open?.isOpen === true) return open
+    }
+    const running = this.dials.get(dialKey)
+    if (running !== undefined) return await running
+    const p = this.dial(target, expectKey, opts)
+    this.dials.set(dialKey, p)
+    try {
+      return await p
+    } finally {
+      this.dials.delete(dialKey)
+    }
+  }
+
+  private async dial (target: DialTarget, expectKey: Uint8Array | undefined, opts: ConnectOptions): Promise<Peer> {
+    const names = (opts.transports ?? [...this.transports.keys()]).filter(n => this.transports.has(n))
+    if (names.length === 0) throw new NetError(NetCodes.CONFIG_INVALID, `none of the transports ${String(opts.transports)} is enabled`)
+    const race = new AbortController()
+    const onAbort = (): void => race.abort()
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    const attempts = names.map(async name => {
+      const port = name === 'utp' ? (target.utpPort ?? target.port) : (target.tcpPort ?? target.port)
+      if (port === undefined || !(port > 0 && port < 65536)) throw new NetError(NetCodes.CONFIG_INVALID, `no ${name} port for ${target.host}`)
+      return await this.dialOne(this.transports.get(name)!, { host: target.host, port }, expectKey, race.signal)
+    })
+    try {
+      const peer = await Promise.any(attempts)
+      race.abort()
+      // A slower transport that also got through: close it (adopt() keeps the first).
+      for (const a of attempts) a.then(p => { if (p !== peer && p.isOpen && this.byKey.get(p.key.toString('hex')) !== p) p.close(NetCodes.CLOSED, 'another transport won') }, () => {})
+      return peer
+    } catch (err) {
+      const errors = (err as AggregateError).errors as unknown[]
+      throw pickError(errors, `${target.host}`)
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private async dialOne (t: Transport, remote: Endpoint, expectKey: Uint8Array | undefined, signal: AbortSignal): Promise<Peer> {
+    const label = `${t.name}:${remote.host}:${remote.port}`
+    const raw = await t.connect(remote, signal)
+    this.track(raw)
+    let hs: HandshakeResult
+    try {
+      hs = await initiate(raw.stream, this.handshakeOpts(label, signal, expectKey))
+    } catch (err) {
+      raw.stream.destroy()
+      throw err
+    }
+    if (signal.aborted) {
+      raw.stream.destroy()
+      throw new NetError(NetCodes.ABORTED, `${label}: another transport won`)
+    }
+    const peer = this.adopt(raw, hs, true)
+    if (peer.hello !== null || !peer.isOpen) return peer
+    // Wait for the peer's HELLO: a node that refuses us (after the handshake) says why in a GOODBYE.
+    await new Promise<void>((resolve, reject) => {
+      const ms = this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS
+      const timer = setTimeout(() => { cleanup(); peer.close(NetCodes.TIMEOUT, 'no HELLO'); reject(new NetError(NetCodes.TIMEOUT, `${label}: no HELLO within ${ms} ms`)) }, ms)
+      const onHello = (): void => { cleanup(); resolve() }
+      const onClose = (err: NetError | null): void => { cleanup(); reject(err ?? new NetError(NetCodes.CLOSED, `${label}: closed before its HELLO`)) }
+      const cleanup = (): void => { clearTimeout(timer); peer.off('hello', onHello); peer.off('close', onClose) }
+      peer.on('hello', onHello)
+      peer.on('close', onClose)
+    })
+    return peer
+  }
+
+  /** Close every connection, the transports, the store and the ledger. Idempotent. */
+  async close (): Promise<void> {
+    this.closing ??= (async () => {
+      await this.readyPromise?.catch(() => {})
+      for (const p of this.byKey.values()) p.close(NetCodes.CLOSED, 'node shutting down')
+      await Promise.allSettled([...this.transports.values()].map(async t => await t.close()))
+      for (const r of this.raws) r.stream.destroy()
+      await this.store?.close().catch(() => {})
+      await this.ledger.close().catch(() => {})
+    })()
+    await this.closing
+  }
+}
+
+/** The most telling of several dial errors: identity and version problems before connection failures. */
+function pickError (errors: unknown[], what: string): NetError {
+  const rank = (e: unknown): number => {
+    if (!(e instanceof NetError)) return 9
+    switch (e.code) {
+      case NetCodes.PEER_MISMATCH: return 0
+      case NetCodes.VERSION_MISMATCH: return 1
+      case NetCodes.REFUSED: return 2
+      case NetCodes.HANDSHAKE_FAILED: return 3
+      case NetCodes.TIMEOUT: return 5
+      case NetCodes.ABORTED: return 8
+      default: return 6
+    }
+  }
+  const best = [...errors].sort((a, b) => rank(a) - rank(b))[0]
+  if (best instanceof NetError) return best
+  return new NetError(NetCodes.CONNECT_FAILED, `${what}: ${String((best as Error)?.message ?? best)}`)
+}

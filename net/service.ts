@@ -1,0 +1,43 @@
+// StorageService: answers other owners' requests from the node's ShardStore. The owner of every
+// request is the authenticated identity of the connection it came on, never a field of the message,
+// so nobody can read, list or delete another owner's shards. A node with no store answers the storage
+// requests with SPACE_EXCEEDED (it donates nothing) and still answers PING.
+
+import { NetError, NetCodes } from './errors.js'
+import type { Reply, Request } from './messages.js'
+import type { Peer, RequestHandler } from './peer.js'
+import type { ShardStore } from './shard-store.js'
+
+export class StorageService implements RequestHandler {
+  /** Called after each successful PUT or DELETE (the node keeps its accounting events from here). */
+  onChange: ((peer: Peer) => void) | null = null
+
+  constructor (private readonly store: ShardStore | null) {}
+
+  async handle (peer: Peer, req: Request): Promise<Reply> {
+    if (req.kind === 'PING') return { kind: 'PING', nonce: req.nonce }
+    const store = this.store
+    if (store === null) {
+      if (req.kind === 'SPACE') return { kind: 'SPACE', space: { donated: 0n, used: 0n, free: 0n, quotaForYou: 0n, usedByYou: 0n, maxShard: 0 } }
+      throw new NetError(NetCodes.SPACE_EXCEEDED, 'this node donates no space')
+    }
+    const owner = peer.key
+    switch (req.kind) {
+      case 'PUT_SHARD': {
+        const r = await store.put(owner, req.shard, req.data)
+        this.onChange?.(peer)
+        return { kind: 'PUT_SHARD', status: r.status, usedByYou: BigInt(r.usedByYou), quotaForYou: BigInt(r.quotaForYou) }
+      }
+      case 'GET_SHARD': return { kind: 'GET_SHARD', data: await store.get(owner, req.shard) }
+      case 'HAS': return { kind: 'HAS', held: await store.has(owner, req.shards) }
+      case 'DELETE': {
+        const r = await store.delete(owner, req.shards)
+        this.onChange?.(peer)
+        return { kind: 'DELETE', deleted: r.deleted, usedByYou: BigInt(r.usedByYou) }
+      }
+      case 'LIST': return { kind: 'LIST', ...(await store.list(owner, req.after, req.limit)) }
+      case 'AUDIT': return { kind: 'AUDIT', answers: await store.audit(owner, req.challenges) }
+      case 'SPACE': return { kind: 'SPACE', space: await store.space(owner) }
+    }
+  }
+}

@@ -1,0 +1,162 @@
+// Golden vectors of the network protocol v1 (docs/vectors/net-v1.json, specified in
+// docs/protocol.md): peer ids, the Noise XX handshake with fixed keys, the first transport records,
+// every message's bytes, shard ids and audit proofs. Recomputed with the real code and compared byte
+// for byte. docs/vectors/check_net_v1.py re-derives them independently (Python hashlib + cryptography).
+//
+// The JSON is written only on request:
+//   npx tsc -p . && DUSTBOX_WRITE_VECTORS=1 node test/run.js net-vectors
+// Never regenerate it to make a failing test pass: a changed vector is a protocol change.
+
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { promises as fsp, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import sodium from 'sodium-native'
+import { peerIdFromKey, parsePeerId } from '../net/peer-id.js'
+import { NoiseXX, x25519FromEd25519, x25519KeyPair } from '../net/noise.js'
+import { PROLOGUE, encodePayload1, encodePayload23, Caps } from '../net/handshake.js'
+import { encodeError, encodeGoodbye, encodeHello, encodeReply, encodeRequest, decodeFrame } from '../net/messages.js'
+import { shardIdOf, auditProof } from '../net/shard-store.js'
+
+const VECTORS_URL = new URL('../../docs/vectors/net-v1.json', import.meta.url)
+const WRITE = process.env.DUSTBOX_WRITE_VECTORS === '1'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const seq = (start: number, n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 255))
+
+function ed25519 (seed: Buffer): { publicKey: Buffer, secretKey: Buffer } {
+  const publicKey = Buffer.alloc(32)
+  const secretKey = Buffer.alloc(64)
+  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
+  return { publicKey, secretKey }
+}
+
+function record (cipher: { encryptWithAd: (ad: null, p: Uint8Array) => Uint8Array }, plaintext: Buffer): Buffer {
+  const c = cipher.encryptWithAd(null, plaintext)
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(c.byteLength)
+  return Buffer.concat([len, c])
+}
+
+function compute (): Record<string, unknown> {
+  const seedA = seq(0x00, 32)
+  const seedB = seq(0x20, 32)
+  const A = ed25519(seedA)
+  const B = ed25519(seedB)
+  const xA = x25519FromEd25519(A)
+  const xB = x25519FromEd25519(B)
+  const eA = x25519KeyPair(seq(0x40, 32))
+  const eB = x25519KeyPair(seq(0x60, 32))
+
+  const ids = [A.publicKey, B.publicKey, Buffer.alloc(32), Buffer.alloc(32, 0xff)].map(k => ({ key: hex(k), peerId: peerIdFromKey(k) }))
+
+  const ini = new NoiseXX(true, xA, PROLOGUE, eA)
+  const res = new NoiseXX(false, xB, PROLOGUE, eB)
+  const p1 = encodePayload1(1, 1)
+  const m1 = ini.writeMessage(p1)
+  assert.deepEqual(res.readMessage(m1), p1)
+  const p2 = encodePayload23(1, Caps.STORAGE, B.publicKey)
+  const m2 = res.writeMessage(p2)
+  assert.deepEqual(ini.readMessage(m2), p2)
+  const p3 = encodePayload23(1, Caps.STORAGE, A.publicKey)
+  const m3 = ini.writeMessage(p3)
+  assert.deepEqual(res.readMessage(m3), p3)
+  const si = ini.split()
+  const sr = res.split()
+  assert.deepEqual(si.handshakeHash, sr.handshakeHash)
+  const refusal = encodePayload23(0, 0, B.publicKey, 'no common protocol version: it offered 2..2, this node speaks 1..1')
+
+  const hello = encodeHello({ agent: 'dustbox/0.1', utpPort: 49737, tcpPort: 49737, observed: { host: '127.0.0.1', port: 40000 }, maxFrame: 4202496, maxRequests: 8 })
+  const ping = encodeRequest(1, { kind: 'PING', nonce: 0x0102030405060708n })
+  const r1 = record(si.send, hello)
+  const r2 = record(si.send, ping)
+  const r3 = record(sr.send, hello)
+
+  const shard = Buffer.from('dustbox shard vector: any bytes at all', 'ascii')
+  const sid = shardIdOf(shard)
+  const nonce = seq(0x80, 32)
+  const sid2 = shardIdOf(Buffer.alloc(0))
+
+  const messages: Record<string, string> = {
+    HELLO: hex(hello),
+    HELLO_noObserved: hex(encodeHello({ agent: 'x', utpPort: 1, tcpPort: 0, observed: null, maxFrame: 65536, maxRequests: 1 })),
+    GOODBYE: hex(encodeGoodbye(15, 'refused: not on the allow list')),
+    ERROR: hex(encodeError(7, 3, 'no shard 0123456789ab… here for this owner')),
+    PING: hex(ping),
+    PING_reply: hex(encodeReply(1, { kind: 'PING', nonce: 0x0102030405060708n })),
+    PUT_SHARD: hex(encodeRequest(2, { kind: 'PUT_SHARD', shard: sid, data: shard })),
+    PUT_SHARD_reply: hex(encodeReply(2, { kind: 'PUT_SHARD', status: 0, usedByYou: 38n, quotaForYou: 1073741824n })),
+    GET_SHARD: hex(encodeRequest(3, { kind: 'GET_SHARD', shard: sid })),
+    GET_SHARD_reply: hex(encodeReply(3, { kind: 'GET_SHARD', data: shard })),
+    HAS: hex(encodeRequest(4, { kind: 'HAS', shards: [sid, sid2] })),
+    HAS_reply: hex(encodeReply(4, { kind: 'HAS', held: [true, false] })),
+    DELETE: hex(encodeRequest(5, { kind: 'DELETE', shards: [sid] })),
+    DELETE_reply: hex(encodeReply(5, { kind: 'DELETE', deleted: [true], usedByYou: 0n })),
+    LIST: hex(encodeRequest(6, { kind: 'LIST', after: null, limit: 1024 })),
+    LIST_after: hex(encodeRequest(6, { kind: 'LIST', after: sid2, limit: 2 })),
+    LIST_reply: hex(encodeReply(6, { kind: 'LIST', more: true, entries: [{ shard: sid2, size: 0 }, { shard: sid, size: 38 }] })),
+    AUDIT: hex(encodeRequest(0xfffffffe, { kind: 'AUDIT', challenges: [{ shard: sid, nonce, offset: 0, length: 0 }, { shard: sid, nonce, offset: 8, length: 5 }] })),
+    AUDIT_reply: hex(encodeReply(0xfffffffe, { kind: 'AUDIT', answers: [{ status: 0, proof: auditProof(sid, nonce, 0, 0, shard) }, { status: 1, proof: Buffer.alloc(32) }] })),
+    SPACE: hex(encodeRequest(9, { kind: 'SPACE' })),
+    SPACE_reply: hex(encodeReply(9, { kind: 'SPACE', space: { donated: 10737418240n, used: 38n, free: 1073741786n, quotaForYou: 1073741824n, usedByYou: 38n, maxShard: 4198400 } }))
+  }
+
+  return {
+    format: 'dustbox network protocol vectors v1',
+    about: 'Golden vectors of docs/protocol.md v1. Byte strings are lowercase hex. Checked by test/net-vectors.test.ts and docs/vectors/check_net_v1.py (independent Python).',
+    peerIds: ids,
+    identities: {
+      initiatorEd25519Seed: hex(seedA),
+      initiatorEd25519PublicKey: hex(A.publicKey),
+      initiatorX25519SecretKey: hex(xA.secretKey),
+      initiatorX25519PublicKey: hex(xA.publicKey),
+      responderEd25519Seed: hex(seedB),
+      responderEd25519PublicKey: hex(B.publicKey),
+      responderX25519SecretKey: hex(xB.secretKey),
+      responderX25519PublicKey: hex(xB.publicKey)
+    },
+    handshake: {
+      protocolName: 'Noise_XX_25519_ChaChaPoly_BLAKE2b',
+      prologue: hex(PROLOGUE),
+      initiatorEphemeralSecret: hex(eA.secretKey),
+      responderEphemeralSecret: hex(eB.secretKey),
+      payload1: hex(p1),
+      message1: hex(m1),
+      payload2: hex(p2),
+      message2: hex(m2),
+      payload3: hex(p3),
+      message3: hex(m3),
+      handshakeHash: hex(si.handshakeHash),
+      refusalPayload2: hex(refusal),
+      initiatorRecord1: hex(r1),
+      initiatorRecord2: hex(r2),
+      responderRecord1: hex(r3),
+      recordPlaintexts: { initiatorRecord1: 'messages.HELLO', initiatorRecord2: 'messages.PING', responderRecord1: 'messages.HELLO' }
+    },
+    shards: {
+      data: hex(shard),
+      id: hex(sid),
+      emptyId: hex(sid2),
+      auditNonce: hex(nonce),
+      auditProofWhole: hex(auditProof(sid, nonce, 0, 0, shard)),
+      auditProofRange8_5: hex(auditProof(sid, nonce, 8, 5, shard.subarray(8, 13)))
+    },
+    messages
+  }
+}
+
+test('net vectors: recomputed values match docs/vectors/net-v1.json', async () => {
+  const v = compute()
+  if (WRITE) await fsp.writeFile(VECTORS_URL, JSON.stringify(v, null, 1) + '\n')
+  const committed = JSON.parse(readFileSync(fileURLToPath(VECTORS_URL), 'utf8'))
+  assert.deepEqual(v, committed)
+})
+
+test('net vectors: every message vector decodes back to the same bytes', () => {
+  const v = JSON.parse(readFileSync(fileURLToPath(VECTORS_URL), 'utf8')) as { messages: Record<string, string>, peerIds: Array<{ key: string, peerId: string }> }
+  for (const [name, h] of Object.entries(v.messages)) {
+    const f = decodeFrame(Buffer.from(h, 'hex'))
+    assert.ok(f.dir !== 'unknown', name)
+  }
+  for (const p of v.peerIds) assert.equal(hex(parsePeerId(p.peerId)), p.key)
+})
