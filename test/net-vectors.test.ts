@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { promises as fsp, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import sodium from 'sodium-native'
+import { spawnSync } from 'node:child_process'
 import { peerIdFromKey, parsePeerId } from '../net/peer-id.js'
 import { NoiseXX, x25519FromEd25519, x25519KeyPair } from '../net/noise.js'
 import { PROLOGUE, encodePayload1, encodePayload23, Caps } from '../net/handshake.js'
@@ -96,7 +97,7 @@ function compute (): Record<string, unknown> {
     LIST_after: hex(encodeRequest(6, { kind: 'LIST', after: sid2, limit: 2 })),
     LIST_reply: hex(encodeReply(6, { kind: 'LIST', more: true, entries: [{ shard: sid2, size: 0 }, { shard: sid, size: 38 }] })),
     AUDIT: hex(encodeRequest(0xfffffffe, { kind: 'AUDIT', challenges: [{ shard: sid, nonce, offset: 0, length: 0 }, { shard: sid, nonce, offset: 8, length: 5 }] })),
-    AUDIT_reply: hex(encodeReply(0xfffffffe, { kind: 'AUDIT', answers: [{ status: 0, proof: auditProof(sid, nonce, 0, 0, shard) }, { status: 1, proof: Buffer.alloc(32) }] })),
+    AUDIT_reply: hex(encodeReply(0xfffffffe, { kind: 'AUDIT', answers: [{ status: 0, proof: auditProof(sid, nonce, 0, 0, shard) }, { status: 0, proof: auditProof(sid, nonce, 8, 5, shard.subarray(8, 13)) }] })),
     SPACE: hex(encodeRequest(9, { kind: 'SPACE' })),
     SPACE_reply: hex(encodeReply(9, { kind: 'SPACE', space: { donated: 10737418240n, used: 38n, free: 1073741786n, quotaForYou: 1073741824n, usedByYou: 38n, maxShard: 4198400 } }))
   }
@@ -159,4 +160,12 @@ test('net vectors: every message vector decodes back to the same bytes', () => {
     assert.ok(f.dir !== 'unknown', name)
   }
   for (const p of v.peerIds) assert.equal(hex(parsePeerId(p.peerId)), p.key)
+})
+
+test('net vectors: the independent Python reimplementation agrees (skipped without python3 + cryptography)', t => {
+  const probe = spawnSync('python3', ['-c', 'import cryptography'], { encoding: 'utf8' })
+  if (probe.status !== 0) { t.skip('python3 with the cryptography package is not available'); return }
+  const r = spawnSync('python3', [fileURLToPath(new URL('../../docs/vectors/check_net_v1.py', import.meta.url))], { encoding: 'utf8', timeout: 120_000 })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /0 mismatches/)
 })

@@ -12,6 +12,7 @@ declare module 'sodium-native' {
   export function crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number
   export function crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number
   export function crypto_sign_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void
+  export function crypto_sign_keypair(pk: Uint8Array, sk: Uint8Array): void
   export function crypto_sign_detached(sig: Uint8Array, m: Uint8Array, sk: Uint8Array): void
   export function crypto_sign_verify_detached(sig: Uint8Array, m: Uint8Array, pk: Uint8Array): boolean
   export function randombytes_buf(buf: Uint8Array): void
