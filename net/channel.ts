@@ -200,7 +200,7 @@ export class SecureChannel extends EventEmitter<ChannelEvents> {
   private armFrameTimer (len: number): void {
     this.clearFrameTimer()
     const ms = this.frameTimeoutMs + Math.ceil(len * 1000 / this.minFrameRate)
-    this.frameTimer = setTimeout(() => this.destroy(new NetError(NetCodes.TIMEOUT, `${this.label}: a frame did not arrive within ${ms} ms (stalled mid-frame)`)), ms)
+    this.frameTimer = setTimeout(() => this.destroy(new NetError(NetCodes.STALLED, `${this.label}: a frame did not arrive within ${ms} ms (stalled mid-frame)`)), ms)
     this.frameTimer.unref()
   }
 

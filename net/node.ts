@@ -10,7 +10,7 @@ import { initiate, respond, Caps, HANDSHAKE_TIMEOUT_MS, PROTOCOL_VERSION, MIN_PR
 import { x25519FromEd25519, type X25519KeyPair } from './noise.js'
 import { SecureChannel } from './channel.js'
 import { RecvBudget, RECV_BUDGET_BYTES } from './budget.js'
-import { Peer, type PeerOptions } from './peer.js'
+import { Peer, BANNABLE, type PeerOptions } from './peer.js'
 import { StorageService } from './service.js'
 import { ShardStore, type ShardStoreOptions } from './shard-store.js'
 import { Ledger } from './ledger.js'
@@ -22,6 +22,9 @@ import { UtpTransport } from './transport-utp.js'
 import { TcpTransport } from './transport-tcp.js'
 
 export const MAX_CONNECTIONS = 256
+/** A peer that sent bad input is refused for this long (by identity; addresses are not trusted). */
+export const BAN_MS = 10 * 60_000
+export const MAX_BANS = 10_000
 export const AGENT = 'dustbox/0.1'
 
 export interface NetNodeOptions {
@@ -39,6 +42,7 @@ export interface NetNodeOptions {
   /** Decide on an authenticated inbound peer: return a refusal reason, or null to accept. */
   readonly accept?: (key: Buffer, remote: Endpoint) => string | null
   readonly maxConnections?: number
+  readonly banMs?: number
   readonly recvBudgetBytes?: number
   readonly handshakeTimeoutMs?: number
   readonly connectTimeoutMs?: number
@@ -100,6 +104,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private readonly byKey = new Map<string, Peer>()
   private readonly raws = new Set<RawConnection>()
   private readonly dials = new Map<string, Promise<Peer>>()
+  /** key hex → ban expiry (ms since epoch); oldest first, at most MAX_BANS. */
+  private readonly bans = new Map<string, number>()
   private readyPromise: Promise<void> | null = null
   private closing: Promise<void> | null = null
 
@@ -221,7 +227,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     }
     this.track(raw)
     respond(raw.stream, this.handshakeOpts(label)).then(hs => {
-      const refusal = this.opts.accept?.(hs.remoteKey, raw.remote) ?? null
+      const refusal = this.bannedReason(hs.remoteKey) ?? this.opts.accept?.(hs.remoteKey, raw.remote) ?? null
       this.adopt(raw, hs, false, refusal)
     }, (err: unknown) => {
       const e = err instanceof NetError ? err : new NetError(NetCodes.HANDSHAKE_FAILED, `${label}: ${String(err)}`)
@@ -230,6 +236,23 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       raw.stream.end()
       setTimeout(() => raw.stream.destroy(), 1000).unref()
     }).catch(err => this.warn(new NetError(NetCodes.INTERNAL, `${label}: ${String(err)}`)))
+  }
+
+  /** Whether this key is banned for bad input (refusal reason), or null. */
+  bannedReason (key: Uint8Array): string | null {
+    const k = Buffer.from(key).toString('hex')
+    const until = this.bans.get(k)
+    if (until === undefined) return null
+    if (until <= Date.now()) { this.bans.delete(k); return null }
+    return `banned for ${Math.ceil((until - Date.now()) / 1000)} s after sending bad data`
+  }
+
+  private ban (keyHex: string): void {
+    const ms = this.opts.banMs ?? BAN_MS
+    if (ms <= 0) return
+    this.bans.delete(keyHex)
+    this.bans.set(keyHex, Date.now() + ms)
+    if (this.bans.size > MAX_BANS) this.bans.delete(this.bans.keys().next().value as string)
   }
 
   private track (raw: RawConnection): void {
@@ -281,7 +304,10 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     }
     const peer = new Peer(channel, popts)
     this.byKey.set(keyHex, peer)
-    peer.on('warning', err => this.warn(err, { peer: peer.id, remote: peer.remote }))
+    peer.on('warning', err => {
+      if (BANNABLE.has(err.code)) this.ban(keyHex)
+      this.warn(err, { peer: peer.id, remote: peer.remote })
+    })
     peer.once('close', err => {
       if (this.byKey.get(keyHex) === peer) this.byKey.delete(keyHex)
       this.emit('peer-close', peer, err)
@@ -379,6 +405,11 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     if (signal.aborted) {
       raw.stream.destroy()
       throw new NetError(NetCodes.ABORTED, `${label}: another transport won`)
+    }
+    const banned = this.bannedReason(hs.remoteKey)
+    if (banned !== null) {
+      raw.stream.destroy()
+      throw new NetError(NetCodes.REFUSED, `${label}: ${peerIdFromKey(hs.remoteKey)} is ${banned}`)
     }
     const peer = this.adopt(raw, hs, true)
     if (peer.hello !== null || !peer.isOpen) return peer

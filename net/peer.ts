@@ -17,6 +17,10 @@ export const REQUEST_TIMEOUT_MS = 30_000
 export const KEEPALIVE_MS = 15_000
 export const MAX_INFLIGHT = 32
 export const MAX_HANDLERS = 8
+/** Close reasons that mean the peer sent bad input or stalled mid-frame: each is a warning. */
+export const MISBEHAVIOUR: ReadonlySet<string> = new Set([NetCodes.BAD_MESSAGE, NetCodes.FRAME_TOO_LARGE, NetCodes.FRAME_INVALID, NetCodes.STALLED])
+/** Of those, the ones no honest implementation produces: the node bans the identity for a while. */
+export const BANNABLE: ReadonlySet<string> = new Set([NetCodes.BAD_MESSAGE, NetCodes.FRAME_TOO_LARGE, NetCodes.FRAME_INVALID])
 
 export interface RequestHandler {
   /** Answer a request from `peer`; throw a NetError with a wire code to answer ERROR. */
@@ -80,6 +84,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   private inflight = 0
   private handlers = 0
   private closeErr: NetError | null | undefined = undefined
+  private warned = false
   private readonly keepalive: NodeJS.Timeout
 
   constructor (channel: SecureChannel, opts: PeerOptions) {
@@ -165,7 +170,7 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   private async slot (signal?: AbortSignal): Promise<void> {
     if (!this.isOpen) throw this.closedError()
-    if (this.inflight < this.maxInflight) { this.inflight++; return }
+    if (this.inflight < this.inflightLimit) { this.inflight++; return }
     await new Promise<void>((resolve, reject) => {
       const go = (): void => { signal?.removeEventListener('abort', onAbort); resolve() }
       const onAbort = (): void => {
@@ -180,9 +185,22 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   private release (): void {
-    const next = this.slotWaiters.shift()
-    if (next !== undefined) next()
-    else this.inflight--
+    // Hand the slot on only while under the limit (it may have shrunk when the peer's HELLO came).
+    if (this.inflight <= this.inflightLimit) {
+      const next = this.slotWaiters.shift()
+      if (next !== undefined) { next(); return }
+    }
+    this.inflight--
+  }
+
+  /**
+   * Requests in flight at once: ours (MAX_INFLIGHT), but never more than the peer handles at once
+   * (its HELLO's max_requests). uTP cannot push back on a sender, so a sender that kept more requests
+   * outstanding than the receiver handles would only fill the receiver's read buffer.
+   */
+  private get inflightLimit (): number {
+    const theirs = this.hello?.maxRequests ?? 0
+    return theirs > 0 ? Math.min(this.maxInflight, theirs) : this.maxInflight
   }
 
   private closedError (): NetError {
@@ -330,6 +348,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Bad input: warn, tell the peer why, close. */
   private misbehaved (err: NetError): void {
     if (!this.isOpen) return
+    this.warned = true
     const e = new NetError(err.code, `${this.shortId} (${this.remote.host}:${this.remote.port}): ${err.message}`)
     this.emit('warning', e)
     const code = isWireCode(err.code) ? WireErrorCodes[err.code] : WireErrorCodes.BAD_MESSAGE
@@ -337,6 +356,11 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   private onClose (err: NetError | null): void {
+    // Channel-level misbehaviour (oversized or forged records, a stalled frame) is a warning too.
+    if (err !== null && !this.warned && MISBEHAVIOUR.has(err.code)) {
+      this.warned = true
+      this.emit('warning', err)
+    }
     this.closeErr = err
     clearInterval(this.keepalive)
     const e = err ?? new NetError(NetCodes.CLOSED, `${this.shortId}: connection closed`)
