@@ -6,24 +6,11 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { tmpdir } from 'node:os'
-import { writeTree, prng, sha256, fileSha256, exists } from './helpers/fixtures.js'
+import { writeTree, prng, sha256, fileSha256, exists, smallDisk } from './helpers/fixtures.js'
 import { StubEngine, createSecret, loadCrypto, StubError } from '../stubs/index.js'
 
 const MiB = 1024 * 1024
-
-/** A tmpfs of `size` on a new directory; unmounted, then removed, after the test (in that order). */
-async function smallDisk (t: import('node:test').TestContext, size: string): Promise<string | null> {
-  const dir = await fsp.mkdtemp(join(tmpdir(), 'dustbox-disk-'))
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' })
-  t.after(async () => {
-    if (r.status === 0) spawnSync('umount', ['-l', dir])
-    await fsp.rm(dir, { recursive: true, force: true })
-  })
-  return r.status === 0 ? dir : null
-}
 
 async function leftovers (dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter(n => n.startsWith('.dustbox-tmp.'))

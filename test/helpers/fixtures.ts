@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { createHash, createCipheriv } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import type { TestContext } from 'node:test'
 import { StubEngine, createSecret, loadCrypto, type EngineOptions } from '../../stubs/index.js'
 
@@ -73,4 +74,15 @@ export async function fileSha256 (path: string): Promise<string> {
 
 export async function exists (path: string): Promise<boolean> {
   try { await fsp.lstat(path); return true } catch { return false }
+}
+
+/** A tmpfs of `size` on a new directory; unmounted, then removed, after the test (in that order). */
+export async function smallDisk (t: TestContext, size: string): Promise<string | null> {
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'dustbox-disk-'))
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' })
+  t.after(async () => {
+    if (r.status === 0) spawnSync('umount', ['-l', dir])
+    await fsp.rm(dir, { recursive: true, force: true })
+  })
+  return r.status === 0 ? dir : null
 }
