@@ -150,6 +150,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
           port = await t.listen(port, host)
           this.ports[t.name] = port
         }
+        this.checkUtpBuffers()
         this.emit('ready')
         return
       } catch (err) {
@@ -161,6 +162,20 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       }
     }
     throw new NetError(NetCodes.CONFIG_INVALID, `cannot listen on ${host}:${want}: ${(lastErr as Error)?.message ?? String(lastErr)}`, { cause: lastErr })
+  }
+
+  /**
+   * uTP needs large UDP socket buffers (docs/protocol.md §9): with the kernel's usual 208 KiB cap it
+   * drops packets on every burst and crawls at 2-5 MB/s. Say so, once, with the fix.
+   */
+  private checkUtpBuffers (): void {
+    const t = this.transports.get('utp')
+    if (!(t instanceof UtpTransport)) return
+    const got = t.socketBuffers().recv
+    // Linux reports twice the size it grants; anything under 2 MiB granted is too small.
+    if (got > 0 && got < 4 * 1024 * 1024) {
+      this.warn(new NetError(NetCodes.CONFIG_INVALID, `the kernel capped the uTP receive buffer at ${Math.round(got / 2048)} KiB, so uTP transfers will be slow (a few MB/s); raise the cap with: sysctl -w net.core.rmem_max=4194304 net.core.wmem_max=4194304`))
+    }
   }
 
   private recreateTransports (): void {
