@@ -185,56 +185,60 @@ function write (stream: Duplex, msg: Buffer): void {
   if (!stream.destroyed) stream.write(frame(msg))
 }
 
-/** Run the initiator side over `stream`. */
-export async function initiate (stream: Duplex, opts: HandshakeOptions): Promise<HandshakeResult> {
+interface Side {
+  readonly noise: NoiseXX
+  readonly reader: MessageReader
+  readonly minV: number
+  readonly maxV: number
+}
+
+/** Set up one side (Noise state, message reader, version range) and run `steps` within the deadline. */
+async function run (stream: Duplex, opts: HandshakeOptions, initiator: boolean, steps: (side: Side) => Promise<HandshakeResult>): Promise<HandshakeResult> {
   const s = opts.staticKey ?? x25519FromEd25519(opts.identity)
-  const noise = new NoiseXX(true, s, PROLOGUE, opts.ephemeral)
-  const reader = new MessageReader(stream, opts.remoteLabel)
-  const minV = opts.minVersion ?? MIN_PROTOCOL_VERSION
-  const maxV = opts.maxVersion ?? PROTOCOL_VERSION
+  const side: Side = {
+    noise: new NoiseXX(initiator, s, PROLOGUE, opts.ephemeral),
+    reader: new MessageReader(stream, opts.remoteLabel),
+    minV: opts.minVersion ?? MIN_PROTOCOL_VERSION,
+    maxV: opts.maxVersion ?? PROTOCOL_VERSION
+  }
   try {
-    return await withDeadline(stream, reader, opts, async () => {
-      write(stream, noise.writeMessage(encodePayload1(minV, maxV)))
-      const p2 = decodePayload23(noise.readMessage(await reader.next()), opts.remoteLabel)
-      if (p2.version === 0) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} (${shortIdSafe(p2.edKey)}) refused: ${p2.reason || 'no common protocol version'}`)
-      if (p2.version < minV || p2.version > maxV) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} chose protocol version ${p2.version}, outside ${minV}..${maxV}`)
-      checkIdentity(noise, p2.edKey, opts)
-      if (opts.expectKey !== undefined && !p2.edKey.equals(Buffer.from(opts.expectKey))) {
-        throw new NetError(NetCodes.PEER_MISMATCH, `dialed ${shortIdSafe(opts.expectKey)} at ${opts.remoteLabel}, but the node there is ${peerIdFromKey(p2.edKey)}`)
-      }
-      write(stream, noise.writeMessage(encodePayload23(p2.version, opts.caps ?? 0, opts.identity.publicKey)))
-      return { ...noise.split(), remoteKey: p2.edKey, remoteId: peerIdFromKey(p2.edKey), version: p2.version, remoteCaps: p2.caps, leftover: reader.detach() }
-    })
+    return await withDeadline(stream, side.reader, opts, async () => await steps(side))
   } catch (err) {
-    reader.detach()
+    side.reader.detach()
     throw err
   }
 }
 
+/** Run the initiator side over `stream`. */
+export async function initiate (stream: Duplex, opts: HandshakeOptions): Promise<HandshakeResult> {
+  return await run(stream, opts, true, async ({ noise, reader, minV, maxV }) => {
+    write(stream, noise.writeMessage(encodePayload1(minV, maxV)))
+    const p2 = decodePayload23(noise.readMessage(await reader.next()), opts.remoteLabel)
+    if (p2.version === 0) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} (${shortIdSafe(p2.edKey)}) refused: ${p2.reason || 'no common protocol version'}`)
+    if (p2.version < minV || p2.version > maxV) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} chose protocol version ${p2.version}, outside ${minV}..${maxV}`)
+    checkIdentity(noise, p2.edKey, opts)
+    if (opts.expectKey !== undefined && !p2.edKey.equals(Buffer.from(opts.expectKey))) {
+      throw new NetError(NetCodes.PEER_MISMATCH, `dialed ${shortIdSafe(opts.expectKey)} at ${opts.remoteLabel}, but the node there is ${peerIdFromKey(p2.edKey)}`)
+    }
+    write(stream, noise.writeMessage(encodePayload23(p2.version, opts.caps ?? 0, opts.identity.publicKey)))
+    return { ...noise.split(), remoteKey: p2.edKey, remoteId: peerIdFromKey(p2.edKey), version: p2.version, remoteCaps: p2.caps, leftover: reader.detach() }
+  })
+}
+
 /** Run the responder side over `stream`. */
 export async function respond (stream: Duplex, opts: HandshakeOptions): Promise<HandshakeResult> {
-  const s = opts.staticKey ?? x25519FromEd25519(opts.identity)
-  const noise = new NoiseXX(false, s, PROLOGUE, opts.ephemeral)
-  const reader = new MessageReader(stream, opts.remoteLabel)
-  const minV = opts.minVersion ?? MIN_PROTOCOL_VERSION
-  const maxV = opts.maxVersion ?? PROTOCOL_VERSION
-  try {
-    return await withDeadline(stream, reader, opts, async () => {
-      const p1 = decodePayload1(noise.readMessage(await reader.next()), opts.remoteLabel)
-      const version = Math.min(p1.max, maxV)
-      if (version < Math.max(p1.min, minV)) {
-        const reason = `no common protocol version: it offered ${p1.min}..${p1.max}, this node speaks ${minV}..${maxV}`
-        write(stream, noise.writeMessage(encodePayload23(0, 0, opts.identity.publicKey, reason)))
-        throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel}: ${reason}`)
-      }
-      write(stream, noise.writeMessage(encodePayload23(version, opts.caps ?? 0, opts.identity.publicKey)))
-      const p3 = decodePayload23(noise.readMessage(await reader.next()), opts.remoteLabel)
-      if (p3.version !== version) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} answered with protocol version ${p3.version}, not the chosen ${version}`)
-      checkIdentity(noise, p3.edKey, opts)
-      return { ...noise.split(), remoteKey: p3.edKey, remoteId: peerIdFromKey(p3.edKey), version, remoteCaps: p3.caps, leftover: reader.detach() }
-    })
-  } catch (err) {
-    reader.detach()
-    throw err
-  }
+  return await run(stream, opts, false, async ({ noise, reader, minV, maxV }) => {
+    const p1 = decodePayload1(noise.readMessage(await reader.next()), opts.remoteLabel)
+    const version = Math.min(p1.max, maxV)
+    if (version < Math.max(p1.min, minV)) {
+      const reason = `no common protocol version: it offered ${p1.min}..${p1.max}, this node speaks ${minV}..${maxV}`
+      write(stream, noise.writeMessage(encodePayload23(0, 0, opts.identity.publicKey, reason)))
+      throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel}: ${reason}`)
+    }
+    write(stream, noise.writeMessage(encodePayload23(version, opts.caps ?? 0, opts.identity.publicKey)))
+    const p3 = decodePayload23(noise.readMessage(await reader.next()), opts.remoteLabel)
+    if (p3.version !== version) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} answered with protocol version ${p3.version}, not the chosen ${version}`)
+    checkIdentity(noise, p3.edKey, opts)
+    return { ...noise.split(), remoteKey: p3.edKey, remoteId: peerIdFromKey(p3.edKey), version, remoteCaps: p3.caps, leftover: reader.detach() }
+  })
 }
