@@ -304,7 +304,9 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       requestTimeoutMs: this.opts.requestTimeoutMs,
       keepaliveMs: this.opts.keepaliveMs,
       maxInflight: this.opts.maxInflight,
-      maxHandlers: this.opts.maxHandlers
+      maxHandlers: this.opts.maxHandlers,
+      onHeldByPeer: (added, reported) => this.ledger.record(keyHex, added, reported),
+      reportedByPeer: BigInt(this.ledger.get(keyHex).reported)
     }
     const existing = this.byKey.get(keyHex)
     if (existing !== undefined && existing.isOpen) {
@@ -327,32 +329,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       if (this.byKey.get(keyHex) === peer) this.byKey.delete(keyHex)
       this.emit('peer-close', peer, err)
     })
-    this.wireLedger(peer, keyHex)
     this.emit('peer', peer)
     return peer
-  }
-
-  /** Keep the ledger from this peer's replies (bytes it holds for me). */
-  private wireLedger (peer: Peer, keyHex: string): void {
-    const put = peer.put.bind(peer)
-    const del = peer.delete.bind(peer)
-    const space = peer.space.bind(peer)
-    peer.put = async (shard, data, o) => {
-      const r = await put(shard, data, o)
-      this.ledger.record(keyHex, r.stored ? data.byteLength : 0, r.usedByYou)
-      return r
-    }
-    peer.delete = async (shards, o) => {
-      const before = this.ledger.get(keyHex).reported
-      const r = await del(shards, o)
-      this.ledger.record(keyHex, Math.min(0, Number(r.usedByYou) - before), r.usedByYou)
-      return r
-    }
-    peer.space = async o => {
-      const s = await space(o)
-      this.ledger.record(keyHex, 0, s.usedByYou)
-      return s
-    }
   }
 
   // ------------------------------------------------------------------------------------ outbound

@@ -39,6 +39,13 @@ export interface PeerOptions {
   readonly keepaliveMs?: number
   readonly maxInflight?: number
   readonly maxHandlers?: number
+  /**
+   * Accounting of what this peer holds for me (the node's ledger): `added` = bytes of a new shard it
+   * acknowledged, or the drop it reported after a DELETE (≤ 0); `reported` = its own latest figure.
+   */
+  readonly onHeldByPeer?: (added: number, reported: bigint) => void
+  /** The peer's last reported figure from an earlier connection (the ledger's), if any. */
+  readonly reportedByPeer?: bigint
 }
 
 export interface PeerEvents {
@@ -78,6 +85,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   private readonly requestTimeoutMs: number
   private readonly maxInflight: number
   private readonly maxHandlers: number
+  private readonly onHeldByPeer: (added: number, reported: bigint) => void
+  private reportedUsage: bigint | null = null
   private readonly pending = new Map<number, Pending>()
   private readonly slotWaiters: Array<() => void> = []
   private nextId = 1
@@ -102,6 +111,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
     this.maxInflight = opts.maxInflight ?? MAX_INFLIGHT
     this.maxHandlers = opts.maxHandlers ?? MAX_HANDLERS
+    this.onHeldByPeer = opts.onHeldByPeer ?? (() => {})
+    this.reportedUsage = opts.reportedByPeer ?? null
     channel.on('frame', (f, release) => this.onFrame(f, release))
     channel.once('close', err => this.onClose(err))
     const every = opts.keepaliveMs ?? KEEPALIVE_MS
@@ -217,6 +228,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Store a shard on this peer. Resolves with whether it was new, and the peer's accounting. */
   async put (shard: Buffer, data: Buffer, opts?: RequestOptions): Promise<{ stored: boolean, usedByYou: bigint, quotaForYou: bigint }> {
     const r = await this.request({ kind: 'PUT_SHARD', shard, data }, opts)
+    this.account(r.status === 0 ? data.byteLength : 0, r.usedByYou)
     return { stored: r.status === 0, usedByYou: r.usedByYou, quotaForYou: r.quotaForYou }
   }
 
@@ -229,7 +241,10 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   async delete (shards: Buffer[], opts?: RequestOptions): Promise<{ deleted: boolean[], usedByYou: bigint }> {
-    return await this.request({ kind: 'DELETE', shards }, opts)
+    const before = this.reportedUsage
+    const r = await this.request({ kind: 'DELETE', shards }, opts)
+    this.account(before === null ? 0 : Math.min(0, Number(r.usedByYou - before)), r.usedByYou)
+    return r
   }
 
   async list (after: Buffer | null, limit: number, opts?: RequestOptions): Promise<{ entries: ListEntry[], more: boolean }> {
@@ -256,7 +271,14 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   async space (opts?: RequestOptions): Promise<Space> {
-    return (await this.request({ kind: 'SPACE' }, opts)).space
+    const space = (await this.request({ kind: 'SPACE' }, opts)).space
+    this.account(0, space.usedByYou)
+    return space
+  }
+
+  private account (added: number, reported: bigint): void {
+    this.reportedUsage = reported
+    this.onHeldByPeer(added, reported)
   }
 
   // ---------------------------------------------------------------------------------- server side

@@ -81,13 +81,21 @@ test(`SIGKILL during stub and hydrate never loses a file (${TRIALS} trials each)
   const random = rng(seed)
   t.diagnostic(`seed ${seed}`)
 
-  // Unkilled runs give the time scale for the kill instants.
-  const stubMs = (await run(['--home', home, 'stub', ...files], null)).ms
-  await checkAndRestore(engine, folder, expected)
+  // Unkilled runs give the time scale for the kill instants: the faster of two, so that a calibration
+  // run slowed by other tests (npm test runs two files at once) does not put most kills after the end.
+  let stubMs = Infinity
+  for (let i = 0; i < 2; i++) {
+    stubMs = Math.min(stubMs, (await run(['--home', home, 'stub', ...files], null)).ms)
+    await checkAndRestore(engine, folder, expected)
+  }
   const hydrateSetup = async (): Promise<void> => { for (const f of files) await engine.stub(f) }
   await hydrateSetup()
-  const hydrateMs = (await run(['--home', home, 'hydrate', ...files.map(f => f + '.f')], null)).ms
-  await checkAndRestore(engine, folder, expected)
+  let hydrateMs = Infinity
+  for (let i = 0; i < 2; i++) {
+    if (i > 0) await hydrateSetup()
+    hydrateMs = Math.min(hydrateMs, (await run(['--home', home, 'hydrate', ...files.map(f => f + '.f')], null)).ms)
+    await checkAndRestore(engine, folder, expected)
+  }
 
   const tally = { stub: { killed: 0, stubs: 0, originals: 0 }, hydrate: { killed: 0, stubs: 0, originals: 0 } }
   for (let i = 0; i < TRIALS; i++) {
