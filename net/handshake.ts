@@ -155,7 +155,7 @@ class MessageReader {
   }
 }
 
-async function withDeadline<T> (stream: Duplex, reader: MessageReader, opts: HandshakeOptions, run: () => Promise<T>): Promise<T> {
+async function withDeadline<T> (reader: MessageReader, opts: HandshakeOptions, run: () => Promise<T>): Promise<T> {
   const ms = opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS
   const timer = setTimeout(() => reader.fail(new NetError(NetCodes.TIMEOUT, `${opts.remoteLabel}: handshake did not finish within ${ms} ms`)), ms)
   const onAbort = (): void => reader.fail(new NetError(NetCodes.ABORTED, `${opts.remoteLabel}: handshake aborted`))
@@ -202,7 +202,7 @@ async function run (stream: Duplex, opts: HandshakeOptions, initiator: boolean, 
     maxV: opts.maxVersion ?? PROTOCOL_VERSION
   }
   try {
-    return await withDeadline(stream, side.reader, opts, async () => await steps(side))
+    return await withDeadline(side.reader, opts, async () => await steps(side))
   } catch (err) {
     side.reader.detach()
     throw err

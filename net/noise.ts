@@ -105,10 +105,6 @@ export class CipherState {
     return this.key !== null
   }
 
-  get nonce (): number {
-    return this.n
-  }
-
   private nextNonce (): Buffer {
     if (this.n >= MAX_NONCE) throw new NetError(NetCodes.CLOSED, 'nonce space exhausted: the channel must be reopened')
     this.nonceBuf.writeUInt32LE(this.n >>> 0, 4)
@@ -218,10 +214,6 @@ export class NoiseXX {
     this.e = ephemeral ?? x25519KeyPair()
     this.ss = new SymmetricState(PROTOCOL_NAME)
     this.ss.mixHash(prologue)
-  }
-
-  get messageIndex (): number {
-    return this.step
   }
 
   get done (): boolean {

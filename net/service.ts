@@ -9,9 +9,6 @@ import type { Peer, RequestHandler } from './peer.js'
 import type { ShardStore } from './shard-store.js'
 
 export class StorageService implements RequestHandler {
-  /** Called after each successful PUT or DELETE (the node keeps its accounting events from here). */
-  onChange: ((peer: Peer) => void) | null = null
-
   constructor (private readonly store: ShardStore | null) {}
 
   async handle (peer: Peer, req: Request): Promise<Reply> {
@@ -25,14 +22,12 @@ export class StorageService implements RequestHandler {
     switch (req.kind) {
       case 'PUT_SHARD': {
         const r = await store.put(owner, req.shard, req.data)
-        this.onChange?.(peer)
         return { kind: 'PUT_SHARD', status: r.status, usedByYou: BigInt(r.usedByYou), quotaForYou: BigInt(r.quotaForYou) }
       }
       case 'GET_SHARD': return { kind: 'GET_SHARD', data: await store.get(owner, req.shard) }
       case 'HAS': return { kind: 'HAS', held: await store.has(owner, req.shards) }
       case 'DELETE': {
         const r = await store.delete(owner, req.shards)
-        this.onChange?.(peer)
         return { kind: 'DELETE', deleted: r.deleted, usedByYou: BigInt(r.usedByYou) }
       }
       case 'LIST': return { kind: 'LIST', ...(await store.list(owner, req.after, req.limit)) }

@@ -182,7 +182,9 @@ export class ShardStore {
     if (data.byteLength > this.maxShardBytes) throw new NetError(NetCodes.TOO_LARGE, `shard ${short}… is ${data.byteLength} bytes, over this node's ${this.maxShardBytes}-byte limit`)
     if (!shardIdOf(data).equals(id)) throw new NetError(NetCodes.HASH_MISMATCH, `shard ${short}…: its bytes do not hash to its id`)
     const path = this.pathOf(ownerHex, idHex)
-    if (await this.sizeOf(path) === data.byteLength) return { status: PutStatus.ALREADY_HELD, usedByYou: this.usedBy(ownerHex), quotaForYou: quota }
+    // A copy of another size (impossible with atomic writes, but a disk can be edited) is replaced.
+    const old = await this.sizeOf(path)
+    if (old === data.byteLength) return { status: PutStatus.ALREADY_HELD, usedByYou: this.usedBy(ownerHex), quotaForYou: quota }
     const size = data.byteLength
     const mine = this.usedBy(ownerHex) + (this.pending.get(ownerHex) ?? 0)
     if (mine + size > quota) throw new NetError(NetCodes.QUOTA_EXCEEDED, `shard ${short}… (${size} bytes) would take this owner past its ${quota}-byte quota (${mine} used)`)
@@ -194,8 +196,6 @@ export class ShardStore {
       const dir = join(this.ownerDir(ownerHex), idHex.slice(0, 2))
       try {
         await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
-        // A crash-shortened copy (size differs) is replaced by the rename.
-        const old = await this.sizeOf(path)
         await writeFileAtomic(path, data, { mode: 0o600, syncDir: false })
         await this.dirs.sync(dir)
         if (old !== null) this.account(ownerHex, -old, -1)
