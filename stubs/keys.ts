@@ -15,7 +15,8 @@ export const KDF_LABELS = {
   plainHash: 'dustbox/v1/plain-hash',
   stubMac: 'dustbox/v1/stub-mac',
   index: 'dustbox/v1/index',
-  chunker: 'dustbox/v1/chunker'
+  chunker: 'dustbox/v1/chunker',
+  pointer: 'dustbox/v1/pointer-key'
 } as const
 
 export const SECRET_FILE = 'secret.key'
@@ -36,6 +37,8 @@ export interface Keys {
   readonly index: Uint8Array
   /** Keys the chunker's gear table, so block boundaries are private to the owner. */
   readonly chunker: Uint8Array
+  /** Seals the owner's BEP 44 pointer in the DHT (docs/discovery.md §4). */
+  readonly pointer: Uint8Array
 }
 
 export function deriveKey (crypto: Crypto, root: Uint8Array, label: string): Uint8Array {
@@ -52,7 +55,8 @@ export function deriveKeys (crypto: Crypto, root: Uint8Array): Keys {
     plainHash: deriveKey(crypto, root, KDF_LABELS.plainHash),
     stubMac: deriveKey(crypto, root, KDF_LABELS.stubMac),
     index: deriveKey(crypto, root, KDF_LABELS.index),
-    chunker: deriveKey(crypto, root, KDF_LABELS.chunker)
+    chunker: deriveKey(crypto, root, KDF_LABELS.chunker),
+    pointer: deriveKey(crypto, root, KDF_LABELS.pointer)
   }
 }
 

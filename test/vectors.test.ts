@@ -282,6 +282,7 @@ function computeVectors (crypto: Crypto): Record<string, unknown> {
       stubMac: hex(keys.stubMac),
       index: hex(keys.index),
       chunker: hex(keys.chunker),
+      pointer: hex(keys.pointer),
       ed25519PublicKey: hex(keys.identity.publicKey),
       ed25519SecretKey: hex(keys.identity.secretKey),
       ownerId: keys.ownerId

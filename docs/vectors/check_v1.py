@@ -80,11 +80,12 @@ check("root", root.hex(), k["root"])
 check("secret file", "# dustbox root secret. Anyone holding this file can read all your data: keep it private.\n"
       "dustbox-secret-v1:" + root.hex() + "\n", k["secretFile"])
 labels = {"identity": "dustbox/v1/identity", "data": "dustbox/v1/data", "plainHash": "dustbox/v1/plain-hash",
-          "stubMac": "dustbox/v1/stub-mac", "index": "dustbox/v1/index", "chunker": "dustbox/v1/chunker"}
+          "stubMac": "dustbox/v1/stub-mac", "index": "dustbox/v1/index", "chunker": "dustbox/v1/chunker",
+          "pointer": "dustbox/v1/pointer-key"}
 check("labels", labels, k["labels"])
 K = {name: b2b(label.encode("ascii"), key=root) for name, label in labels.items()}
 check("identity seed", K["identity"].hex(), k["identitySeed"])
-for name in ("data", "plainHash", "stubMac", "index", "chunker"):
+for name in ("data", "plainHash", "stubMac", "index", "chunker", "pointer"):
     check(f"key {name}", K[name].hex(), k[name])
 pk = Ed25519PrivateKey.from_private_bytes(K["identity"]).public_key().public_bytes(
     serialization.Encoding.Raw, serialization.PublicFormat.Raw)
