@@ -91,6 +91,13 @@ export class CandidateTable {
     }
   }
 
+  /** Queues a verified candidate again regardless of its age (to check it is still there). */
+  requeue (c: Candidate, now = Date.now()): boolean {
+    if (c.state !== 'verified') return false
+    c.verifiedAt = -Infinity
+    return this.enqueue(c, now)
+  }
+
   private enqueue (c: Candidate, now: number): boolean {
     if (!this.due(c, now) || this.queued >= this.o.maxQueue) return false
     let q = this.queue.get(c.host)

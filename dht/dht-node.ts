@@ -21,6 +21,8 @@ export const DEFAULT_DHT_PORT = 6881
 export const MAX_BOOTSTRAP_ENTRIES = 64
 export const QUERY_TIMEOUT_MS = 2000
 export const READY_TIMEOUT_MS = 20_000
+/** With a saved table, ready() resolves once this many saved nodes (or half of them) have answered. */
+export const READY_RESPONSES = 8
 export const SAVE_INTERVAL_MS = 10 * 60_000
 export const SWEEP_INTERVAL_MS = 60_000
 /** BEP 44 items stored for others: at most this many, each for at most two hours after its last put. */
@@ -204,6 +206,11 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       }
       const timer = setTimeout(() => finish(), o.readyTimeoutMs ?? READY_TIMEOUT_MS)
       dht.once('ready', () => finish())
+      let answered = 0
+      // With a saved table, do not wait out the timeouts of saved nodes that are gone.
+      const enough = saved === null || saved.nodes.length === 0 ? Infinity : Math.min(READY_RESPONSES, Math.ceil(saved.nodes.length / 2))
+      const onresponse = (): void => { if (++answered >= enough) { (dht._rpc as any).socket.removeListener('response', onresponse); finish() } }
+      ;(dht._rpc as any).socket.on('response', onresponse)
       dht.on('error', (err: NodeJS.ErrnoException) => {
         if (!settled) finish(new DhtError(DhtCodes.BIND_FAILED, `cannot bind the DHT to udp ${o.host ?? '0.0.0.0'}:${o.port ?? DEFAULT_DHT_PORT}: ${err.code ?? err.message}`))
         else this.warn(asDhtError(err, DhtCodes.IO_ERROR, 'DHT socket'))
@@ -229,7 +236,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
   }
 
   /** get_peers over the DHT (and this node's own store): the addresses announced for `infoHash`. */
-  async lookup (infoHash: Buffer, opts: { signal?: AbortSignal, max?: number } = {}): Promise<Endpoint[]> {
+  async lookup (infoHash: Buffer, opts: { signal?: AbortSignal, max?: number, onPeer?: (e: Endpoint) => void } = {}): Promise<Endpoint[]> {
     const dht = this.need()
     const max = Math.min(opts.max ?? MAX_LOOKUP_RESULTS, MAX_LOOKUP_RESULTS)
     const found = new Map<string, Endpoint>()
@@ -237,7 +244,11 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       const onpeer = (peer: Endpoint, ih: Buffer): void => {
         if (!ih.equals(infoHash) || found.size >= max) return
         if (!this.allow(peer.host, peer.port)) return
-        found.set(`${peer.host}:${peer.port}`, { host: peer.host, port: peer.port })
+        const key = `${peer.host}:${peer.port}`
+        if (found.has(key)) return
+        const e = { host: peer.host, port: peer.port }
+        found.set(key, e)
+        opts.onPeer?.(e)
       }
       const done = (err: Error | null): void => {
         dht.removeListener('peer', onpeer)

@@ -33,7 +33,11 @@ const JITTER = 0.1
 
 export interface Identity { readonly publicKey: Uint8Array, readonly secretKey: Uint8Array }
 
-/** Proves who answers at an address (the transport handshake); resolves with that identity's Ed25519 key. */
+/**
+ * Proves who answers at an address: a handshake with that address (not an open connection to the
+ * expected identity found elsewhere); resolves with the Ed25519 key the handshake proved. Discovery
+ * compares it with `expect` itself.
+ */
 export type DialFn = (to: Endpoint, opts: { expect?: Buffer, signal: AbortSignal }) => Promise<Uint8Array>
 
 export interface DiscoveryOptions extends DhtNodeOptions {
@@ -207,26 +211,25 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     if (last !== undefined && this.now() - last.at < (this.opts.lookupMinGapMs ?? LOOKUP_MIN_GAP_MS)) return last.result
     let p = this.lookups.get(key)
     if (p === undefined) {
-      p = this.runLookup(topic, ids, opts.signal)
+      p = this.runLookup(topic, ids, opts.signal, opts.expect ?? null)
       this.lookups.set(key, p)
       p.then((result) => {
         this.lastLookup.set(key, { at: this.now(), result })
         if (this.lastLookup.size > 256) this.lastLookup.delete(this.lastLookup.keys().next().value as string)
       }, () => {}).finally(() => this.lookups.delete(key)).catch(() => {})
     }
-    const found = await p
-    for (const e of found) this.offer(e, topic.name, opts.expect ?? null)
-    this.pump()
-    return found
+    return await p
   }
 
-  private async runLookup (topic: Topic, ids: Buffer[], signal?: AbortSignal): Promise<Endpoint[]> {
+  /** Candidates are offered (and dialed) as replies arrive, not when the whole lookup is done. */
+  private async runLookup (topic: Topic, ids: Buffer[], signal: AbortSignal | undefined, expect: Buffer | null): Promise<Endpoint[]> {
     await this.lookupSlot()
     const t0 = this.now()
     try {
       const seen = new Map<string, Endpoint>()
       for (const id of ids) {
-        for (const e of await this.dht.lookup(id, { signal })) seen.set(`${e.host}:${e.port}`, e)
+        const onPeer = (e: Endpoint): void => { this.offer(e, topic.name, expect); this.pump() }
+        for (const e of await this.dht.lookup(id, { signal, onPeer })) seen.set(`${e.host}:${e.port}`, e)
       }
       const found = [...seen.values()]
       this.emit('lookup', { topic: topic.name, found: found.length, ms: this.now() - t0 })
@@ -319,11 +322,19 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? FIND_TIMEOUT_MS), ...(opts.signal !== undefined ? [opts.signal] : [])])
     const found = await this.lookup(topic, { signal, expect })
     const proven: Endpoint[] = []
+    // Where the peer is now: addresses proven before are dialed again (back-offs still hold).
+    for (const e of found) {
+      const c = this.table.get(`${e.host}:${e.port}/${expect.toString('hex')}`)
+      if (c !== undefined && c.state === 'verified') this.table.requeue(c)
+    }
+    this.pump()
     await Promise.all(found.map(async (e) => {
       const c = this.table.get(`${e.host}:${e.port}/${expect.toString('hex')}`)
       if (c === undefined) return
-      if (c.state === 'verified' && c.publicKey?.equals(expect) === true) { proven.push(e); return }
-      if (c.state !== 'queued' && c.state !== 'dialing') return
+      if (c.state !== 'queued' && c.state !== 'dialing') {
+        if (c.state === 'verified' && c.publicKey?.equals(expect) === true) proven.push(e)
+        return
+      }
       const ok = await new Promise<boolean>((resolve) => {
         const list = this.waiters.get(c.key) ?? []
         list.push(resolve)

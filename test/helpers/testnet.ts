@@ -29,9 +29,19 @@ export interface NodeSpec {
   readonly quota?: number
 }
 
-export async function startChild (t: TestContext, spec: NodeSpec = {}): Promise<ChildNode> {
-  const dir = await tempDir(t, 'dustbox-net-')
-  const proc = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+export interface Forked {
+  readonly dir: string
+  readonly proc: ChildProcess
+  call: <T = any>(op: string, args?: Record<string, unknown>) => Promise<T>
+}
+
+/**
+ * Forks a helper script that speaks the IPC protocol of net-child.ts (`{ready}` first, then
+ * `{id, op, args}` → `{id, ok, result | error}`); closes and kills it after the test.
+ */
+export async function forkChild (t: TestContext, script: string, prefix = 'dustbox-net-'): Promise<Forked> {
+  const dir = await tempDir(t, prefix)
+  const proc = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
   const pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }>()
   let next = 1
   let exited = false
@@ -67,6 +77,11 @@ export async function startChild (t: TestContext, spec: NodeSpec = {}): Promise<
       proc.kill('SIGKILL')
     }
   })
+  return { dir, proc, call }
+}
+
+export async function startChild (t: TestContext, spec: NodeSpec = {}): Promise<ChildNode> {
+  const { dir, proc, call } = await forkChild(t, CHILD)
   const seed = randomBytes(32).toString('hex')
   const donate = spec.donate ?? 1024 * 1024 * 1024
   const store = donate > 0 ? { dir: join(dir, 'store'), donatedBytes: donate, quota: spec.quota, reserveDiskBytes: 0 } : null
