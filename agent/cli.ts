@@ -8,6 +8,7 @@ import { resolveHome } from './home.js'
 import { errorLine } from './errors.js'
 import { humanBytes, count } from './format.js'
 import { runDemo } from './demo.js'
+import { runDhtNode } from './dht-node-cmd.js'
 
 export interface CliIO {
   out: (line: string) => void
@@ -130,6 +131,15 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
           for (const b of view.blocks) io.out(`    ${b.id}  ${b.size} -> ${b.stored}`)
         }
       })
+    })
+
+  program.command('dht-node')
+    .description('run a standalone DHT node that others bootstrap from; prints its address')
+    .option('--port <port>', 'UDP port (0: any free port)', '6881')
+    .option('--host <address>', 'IPv4 address to bind', '0.0.0.0')
+    .option('--bootstrap <host:port,...>', 'nodes to join through, or "none" for the first node of a network (default: the public mainline routers)')
+    .action(async (opts: { port?: string, host?: string, bootstrap?: string }) => {
+      await runDhtNode({ home: home(), port: opts.port, host: opts.host, bootstrap: opts.bootstrap, out: io.out, err: io.err })
     })
 
   program.command('demo')
