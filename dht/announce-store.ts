@@ -70,9 +70,10 @@ export class AnnounceStore {
       return
     }
     this.expire(t, now)
-    this.makeRoom(t, (e) => e.announcer === announcer, this.o.maxPerAnnouncer)
-    this.makeRoom(t, (e) => e.ip === ip, this.o.maxPerIp)
-    this.makeRoom(t, () => true, this.o.maxPeersPerTopic)
+    this.makeRoom(t, (e) => e.announcer === announcer, this.o.maxPerAnnouncer, 'stalest')
+    this.makeRoom(t, (e) => e.ip === ip, this.o.maxPerIp, 'stalest')
+    // A full topic keeps its long-standing peers: the newest arrival makes way, so a flood only churns itself.
+    this.makeRoom(t, () => true, this.o.maxPeersPerTopic, 'newest')
     t.set(key, { peer: Buffer.from(peer), announcer, ip, first: now, last: now })
     this.count++
   }
@@ -121,17 +122,21 @@ export class AnnounceStore {
     }
   }
 
-  /** If `match` entries number `max` or more, drops the least recently announced of them. */
-  private makeRoom (t: Map<string, Entry>, match: (e: Entry) => boolean, max: number): void {
+  /**
+   * If `match` entries number `max` or more, drops one of them: the least recently announced
+   * (`stalest`) or the one first seen most recently (`newest`).
+   */
+  private makeRoom (t: Map<string, Entry>, match: (e: Entry) => boolean, max: number, which: 'stalest' | 'newest'): void {
     let n = 0
-    let oldestKey: string | null = null
-    let oldest = Infinity
+    let victim: string | null = null
+    let best = -Infinity
     for (const [k, e] of t) {
       if (!match(e)) continue
       n++
-      if (e.last < oldest) { oldest = e.last; oldestKey = k }
+      const score = which === 'stalest' ? -e.last : e.first
+      if (score > best) { best = score; victim = k }
     }
-    if (n >= max && oldestKey !== null) { t.delete(oldestKey); this.count-- }
+    if (n >= max && victim !== null) { t.delete(victim); this.count-- }
   }
 
   /** Drops the topic announced least recently. */
