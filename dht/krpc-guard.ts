@@ -8,7 +8,7 @@ import dgram from 'node:dgram'
 import { EventEmitter } from 'node:events'
 import { isIPv4 } from 'node:net'
 import bencode from 'bencode'
-import { KeyedLimiter, TokenBucket } from './rate.js'
+import { BoundedMap, KeyedLimiter, TokenBucket } from './rate.js'
 
 export const MAX_PACKET_BYTES = 2048
 export const MAX_TOKEN_BYTES = 64
@@ -30,9 +30,15 @@ export const BURST_TOTAL = 8000
 export const RATE_OUT = 2000
 export const BURST_OUT = 4000
 export const MAX_TRACKED_ADDRESSES = 4096
+/**
+ * A source address keeps the node id it last used for this long: a datagram from it with another id
+ * is dropped. Real nodes keep their id; an address cycling through ids would otherwise fill the
+ * routing table with entries nobody answers for, and eclipse our lookups (seen in test).
+ */
+export const ID_STICKY_MS = 10 * 60_000
 const NODE_BYTES = 26
 
-export type DropReason = 'too-large' | 'malformed' | 'rate-limited' | 'address-blocked'
+export type DropReason = 'too-large' | 'malformed' | 'rate-limited' | 'address-blocked' | 'id-changed'
 
 export interface GuardStats {
   received: number
@@ -56,6 +62,7 @@ export interface GuardOptions {
   readonly burstTotal?: number
   readonly rateOut?: number
   readonly burstOut?: number
+  readonly idStickyMs?: number
 }
 
 export interface GuardDrop { reason: DropReason, from: string, detail: string }
@@ -171,8 +178,11 @@ export class GuardedSocket extends EventEmitter {
   readonly socket: dgram.Socket
   readonly stats: GuardStats = {
     received: 0, passed: 0, sent: 0, blockedSends: 0, droppedSends: 0, filteredAddresses: 0,
-    dropped: { 'too-large': 0, malformed: 0, 'rate-limited': 0, 'address-blocked': 0 }
+    dropped: { 'too-large': 0, malformed: 0, 'rate-limited': 0, 'address-blocked': 0, 'id-changed': 0 }
   }
+
+  private readonly ids = new BoundedMap<string, { id: string, last: number }>(MAX_TRACKED_ADDRESSES)
+  private readonly idStickyMs: number
 
   private readonly allow: (host: string, port: number) => boolean
   private readonly maxPacket: number
@@ -189,6 +199,7 @@ export class GuardedSocket extends EventEmitter {
     this.perIp = new KeyedLimiter(opts.ratePerIp ?? RATE_PER_IP, opts.burstPerIp ?? BURST_PER_IP, MAX_TRACKED_ADDRESSES)
     this.total = new TokenBucket(opts.rateTotal ?? RATE_TOTAL, opts.burstTotal ?? BURST_TOTAL)
     this.out = new TokenBucket(opts.rateOut ?? RATE_OUT, opts.burstOut ?? BURST_OUT)
+    this.idStickyMs = opts.idStickyMs ?? ID_STICKY_MS
     this.socket = dgram.createSocket({ type: 'udp4' })
     this.socket.on('message', (buf, rinfo) => this.onMessage(buf, rinfo))
     this.socket.on('listening', () => this.emit('listening'))
@@ -217,6 +228,16 @@ export class GuardedSocket extends EventEmitter {
     }
     const wrong = checkMessage(m)
     if (wrong !== null) return this.drop('malformed', from, wrong)
+    const nodeId: Uint8Array | undefined = m.a?.id ?? m.r?.id
+    if (nodeId !== undefined) {
+      const idHex = Buffer.from(nodeId).toString('hex')
+      const now = Date.now()
+      const known = this.ids.get(from)
+      if (known !== undefined && known.id !== idHex && now - known.last < this.idStickyMs) {
+        return this.drop('id-changed', from, `node id changed from ${known.id.slice(0, 8)} to ${idHex.slice(0, 8)}`)
+      }
+      this.ids.set(from, { id: idHex, last: now })
+    }
     let out = buf
     if (m.y[0] === 0x72 /* r */ && (m.r.nodes !== undefined || m.r.values !== undefined)) {
       const rewritten = this.filterAddresses(m.r)

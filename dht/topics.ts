@@ -59,7 +59,7 @@ export function epochsAt (nowMs: number, skewMs = EPOCH_SKEW_MS): number[] {
   const into = nowMs - e * EPOCH_MS
   const out = [e]
   if (into < skewMs && e > 0) out.push(e - 1)
-  if (EPOCH_MS - into <= skewMs) out.push(e + 1)
+  if (EPOCH_MS - into <= skewMs && e < 0xffffffff) out.push(e + 1)
   return out
 }
 

@@ -97,9 +97,10 @@ test('malformed and mutated KRPC packets never crash a node, and it keeps servin
   }
   await new Promise(resolve => setTimeout(resolve, 300))
   const s = victim.stats()
-  t.diagnostic(`${sent} mutated packets: ${s.guard.passed} passed, ${s.guard.dropped.malformed} malformed, ${s.guard.dropped['too-large']} too large, ${s.guard.dropped['rate-limited']} rate-limited; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`)
+  t.diagnostic(`${sent} mutated packets: ${s.guard.passed} passed, ${s.guard.dropped.malformed} malformed, ${s.guard.dropped['id-changed']} with a changed node id, ${s.guard.dropped['too-large']} too large, ${s.guard.dropped['rate-limited']} rate-limited; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`)
   assert.ok(s.guard.received > sent / 2, `${s.guard.received} of ${sent} arrived`)
   assert.ok(s.guard.dropped.malformed > s.guard.received / 4)
+  assert.ok(s.nodes <= 5 + raws.length, `${s.nodes} routing entries: at most one id per source address`)
   await alive(victim, net.nodes[4])
   await alive(net.nodes[4], victim)
   assert.equal(net.blockedSends(), 0)
@@ -128,11 +129,18 @@ test('replies cannot plant addresses outside the testnet; one address sending a 
   node.on('warning', w => warnings.push(w.error.message))
   const burst = await rawSocket()
   t.after(() => burst.close())
-  for (let i = 0; i < 1000; i++) burst.send(node.port, { t: Buffer.from('aa'), y: 'q', q: 'ping', a: { id: id() } })
+  const burstId = id()
+  for (let i = 0; i < 1000; i++) burst.send(node.port, { t: Buffer.from('aa'), y: 'q', q: 'ping', a: { id: burstId } })
   await new Promise(resolve => setTimeout(resolve, 300))
   assert.ok(node.stats().guard.dropped['rate-limited'] > 0, JSON.stringify(node.stats().guard))
   assert.ok(warnings.some(w => w.startsWith(`RATE_LIMITED: dropped a datagram from 127.0.0.1:${burst.port}`)), warnings.join('\n'))
   assert.ok(warnings.length <= 20, 'warnings are themselves rate-limited')
+  // The same address with another node id right after: dropped, so it cannot fill the routing table.
+  burst.send(node.port, { t: Buffer.from('ab'), y: 'q', q: 'ping', a: { id: id() } })
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  burst.send(node.port, { t: Buffer.from('ac'), y: 'q', q: 'ping', a: { id: id() } })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  assert.ok(node.stats().guard.dropped['id-changed'] >= 1)
 })
 
 test(`a flood of ${FAKE_ANNOUNCES} fake announces stays bounded and does not hide a real peer`, async (t) => {
@@ -145,18 +153,19 @@ test(`a flood of ${FAKE_ANNOUNCES} fake announces stays bounded and does not hid
   let announced = 0
   const tokens = new Map<string, Buffer>()
   await Promise.all(socks.map(async (s, si) => {
+    const sockId = id() // one id per socket: an address that changes ids is dropped (id-changed)
     for (let i = si; i < FAKE_ANNOUNCES; i += socks.length) {
       const victim = net.nodes[i % 5]
       const ih = i % 2 === 0 ? topic : id()
       const key = `${si}/${victim.port}`
       let token = tokens.get(key)
       if (token === undefined) {
-        const r = await s.query(victim.port, 'get_peers', { id: id(), info_hash: ih })
+        const r = await s.query(victim.port, 'get_peers', { id: sockId, info_hash: ih })
         token = Buffer.from(r.r.token)
         tokens.set(key, token)
       }
       // Ports nobody listens on: addresses that never answer.
-      s.send(victim.port, { t: Buffer.from('xx'), y: 'q', q: 'announce_peer', a: { id: id(), info_hash: ih, port: 20000 + (i % 40000), token } })
+      s.send(victim.port, { t: Buffer.from('xx'), y: 'q', q: 'announce_peer', a: { id: sockId, info_hash: ih, port: 20000 + (i % 40000), token } })
       announced++
       if (i % 64 === si) await new Promise(resolve => setTimeout(resolve, 1))
     }

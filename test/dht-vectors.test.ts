@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { spawnSync } from 'node:child_process'
 import { LABELS, publicTopic, groupKey, groupTopic, ownerTopic, epochsAt, pointerTarget, sealPointer, openPointer, signItem, verifyItem, POINTER_SALT } from '../dht/index.js'
 import { signedBytes } from '../dht/pointer.js'
 
@@ -75,3 +76,11 @@ if (WRITE) {
     assert.equal(Buffer.from(p.signedBytes, 'hex').toString('latin1').slice(0, 38), `4:salt18:dustbox/v1/pointer3:seqi${p.seq}e1:v`)
   })
 }
+
+test('dht vectors: the independent Python reimplementation agrees (skipped without python3 + cryptography)', t => {
+  const probe = spawnSync('python3', ['-c', 'import cryptography'], { encoding: 'utf8' })
+  if (probe.status !== 0) { t.skip('python3 with the cryptography package is not available'); return }
+  const r = spawnSync('python3', [fileURLToPath(new URL('../../docs/vectors/check_dht_v1.py', import.meta.url))], { encoding: 'utf8', timeout: 120_000 })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+  t.diagnostic(r.stdout.trim().split('\n').at(-1) ?? '')
+})
