@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../stubs/fsutil.js'
-import { CandidateTable, type Candidate, type CandidateOptions } from './candidates.js'
+import { CandidateTable, candidateKey, type Candidate, type CandidateOptions } from './candidates.js'
 import { DhtNode, type DhtNodeOptions, type DhtStats, type Endpoint } from './dht-node.js'
 import { DhtError, DhtCodes, asDhtError } from './errors.js'
 import { POINTER_SALT, MAX_POINTER_V, openPointer, pointerTarget, sealPointer, signItem, verifyItem } from './pointer.js'
@@ -294,18 +294,18 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
 
   /** For callers that dial candidates themselves: record the outcome of a handshake with an address. */
   reportSuccess (to: Endpoint, publicKey: Uint8Array, expect: Buffer | null = null): void {
-    const c = this.table.get(`${to.host}:${to.port}${expect === null ? '' : '/' + expect.toString('hex')}`)
+    const c = this.table.get(candidateKey(to.host, to.port, expect))
     if (c !== undefined) this.table.succeed(c, Buffer.from(publicKey), this.now())
   }
 
   reportFailure (to: Endpoint, expect: Buffer | null = null): number | null {
-    const c = this.table.get(`${to.host}:${to.port}${expect === null ? '' : '/' + expect.toString('hex')}`)
+    const c = this.table.get(candidateKey(to.host, to.port, expect))
     return c === undefined ? null : this.table.fail(c, this.now())
   }
 
   /** Is this address (for this expected identity) backed off after a failed handshake? */
   backedOff (to: Endpoint, expect: Buffer | null = null): boolean {
-    const c = this.table.get(`${to.host}:${to.port}${expect === null ? '' : '/' + expect.toString('hex')}`)
+    const c = this.table.get(candidateKey(to.host, to.port, expect))
     return c !== undefined && c.state === 'failed' && this.now() < c.nextTry
   }
 
@@ -324,12 +324,12 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     const proven: Endpoint[] = []
     // Where the peer is now: addresses proven before are dialed again (back-offs still hold).
     for (const e of found) {
-      const c = this.table.get(`${e.host}:${e.port}/${expect.toString('hex')}`)
+      const c = this.table.get(candidateKey(e.host, e.port, expect))
       if (c !== undefined && c.state === 'verified') this.table.requeue(c)
     }
     this.pump()
     await Promise.all(found.map(async (e) => {
-      const c = this.table.get(`${e.host}:${e.port}/${expect.toString('hex')}`)
+      const c = this.table.get(candidateKey(e.host, e.port, expect))
       if (c === undefined) return
       if (c.state !== 'queued' && c.state !== 'dialing') {
         if (c.state === 'verified' && c.publicKey?.equals(expect) === true) proven.push(e)
