@@ -17,6 +17,8 @@ export interface VictimMem {
   /** Peers stored for others (dustbox: the announce store; plain: the library's record cache). */
   stored: number
   topics: number
+  /** Peers stored on the fullest topic. */
+  largestTopic: number
   stats: Record<string, unknown> | null
 }
 
@@ -34,22 +36,31 @@ async function settle (): Promise<void> {
   }
 }
 
-/** record-cache's two generations (fresh, stale) of topic → peer set. */
-function plainTopics (d: DHT): number {
-  const c = d._peers as unknown as { _fresh: { records: Map<string, unknown> }, _stale: { records: Map<string, unknown> } }
-  return new Set([...c._fresh.records.keys(), ...c._stale.records.keys()]).size
+/** record-cache's two generations (fresh, stale) of topic → peer set: topics, and peers of the fullest. */
+function plainTopics (d: DHT): { topics: number, largestTopic: number } {
+  type Gen = { records: Map<string, { list: unknown[] }> }
+  const c = d._peers as unknown as { _fresh: Gen, _stale: Gen }
+  const sizes = new Map<string, number>()
+  for (const g of [c._fresh, c._stale]) for (const [k, r] of g.records) sizes.set(k, (sizes.get(k) ?? 0) + r.list.length)
+  return { topics: sizes.size, largestTopic: Math.max(0, ...sizes.values()) }
+}
+
+/** The announce store's topic → peers map (private; read for the figures only). */
+function storeLargest (node: DhtNode): number {
+  const store = (node as unknown as { dht: { store: { topics: Map<string, Map<string, unknown>> } } }).dht.store
+  return Math.max(0, ...[...store.topics.values()].map(t => t.size))
 }
 
 async function main (): Promise<void> {
   let port: number
-  let mem: () => Pick<VictimMem, 'stored' | 'topics' | 'stats'>
+  let mem: () => Pick<VictimMem, 'stored' | 'topics' | 'largestTopic' | 'stats'>
   let close: () => Promise<void>
   if (job.kind === 'dustbox') {
     const node = new DhtNode({ host: '127.0.0.1', port: 0, bootstrap: false, allowAddress: h => h === '127.0.0.1', guard: job.guard, store: job.store })
     node.on('warning', () => {})
     await node.ready()
     port = node.port
-    mem = () => { const s = node.stats(); return { stored: s.announces, topics: s.announceTopics, stats: s as unknown as Record<string, unknown> } }
+    mem = () => { const s = node.stats(); return { stored: s.announces, topics: s.announceTopics, largestTopic: storeLargest(node), stats: s as unknown as Record<string, unknown> } }
     close = async () => await node.close()
   } else {
     const d = new DHT({ bootstrap: false })
@@ -57,7 +68,7 @@ async function main (): Promise<void> {
     d.on('error', () => {})
     await new Promise<void>(resolve => d.listen(0, '127.0.0.1', () => resolve()))
     port = d.address().port
-    mem = () => ({ stored: (d._peers as unknown as { size: number }).size, topics: plainTopics(d), stats: null })
+    mem = () => ({ stored: (d._peers as unknown as { size: number }).size, ...plainTopics(d), stats: null })
     close = async () => await new Promise<void>(resolve => d.destroy(() => resolve()))
   }
   process.on('message', (m: unknown) => {

@@ -6,7 +6,8 @@
 //  2. announce flood: a victim node in a child process (--expose-gc) takes fake announces from 32
 //     hostile UDP sockets (get_peers for a token, then announce_peer; half on the topic of a real peer
 //     announced before the flood, half on random topics); its heap and RSS growth, what it stored, and
-//     whether another node still finds the real peer afterwards;
+//     whether another node still finds the real peer afterwards; then a second wave on the real peer's
+//     topic alone, past the ~8,180 peers one UDP datagram of get_peers reply can carry;
 //  3. rejoin: a node that saved its routing table restarts while the bootstrap node is dead; time to
 //     ready() and to the first peer of a lookup, against a fresh start with a live bootstrap.
 // Prints tables; the last line is one JSON object.
@@ -28,16 +29,26 @@ import type { VictimMem } from './dht-flood.js'
 const CHILD = fileURLToPath(new URL('./dht-flood.js', import.meta.url))
 const NODES = 20
 const RUNS = Math.max(3, Math.round(10 * Math.min(SCALE, 1)))
+/** Runs with one departed (dead) node in the routing tables: each waits out a query timeout. */
+const CHURN_RUNS = Math.max(2, Math.round(3 * Math.min(SCALE, 1)))
 const ANNOUNCES = Math.max(200, Math.round(10_000 * SCALE))
 const HOSTILE_SOCKETS = 32
+/**
+ * The second wave, on the real peer's topic alone: enough to push a plain node's topic past ~8,180
+ * peers, the most a get_peers reply can carry in one 65,507-byte UDP datagram.
+ */
+const OVERFLOW_ANNOUNCES = Math.max(1000, 9000 - Math.floor(ANNOUNCES / 2))
 const REJOIN_RUNS = Math.max(2, Math.round(5 * Math.min(SCALE, 1)))
-/** Bounds: one lookup for a first peer, one node start or announce, the whole flood, the victim child. */
+/** Bounds: one lookup for a first peer, one for the real peer after a flood, one node start or announce, the whole flood, the victim child. */
 const LOOKUP_MS = 10_000
+const CHECK_MS = 5000
 const STEP_MS = 30_000
 const FLOOD_MS = 40_000
 const QUERY_MS = 1000
 const CHILD_SECONDS = 120
 const REAL_PORT = 7777
+/** ready() timeout of the fresh node whose only bootstrap is dead. */
+const DEAD_READY_MS = 3000
 const loopback = (host: string): boolean => host === '127.0.0.1'
 /**
  * The dustbox victim's guard limits, raised: on loopback every hostile socket shares 127.0.0.1, and
@@ -82,7 +93,7 @@ interface Member {
   close: () => Promise<void>
 }
 
-interface StartOptions { stateDir?: string, port?: number }
+interface StartOptions { stateDir?: string, port?: number, readyTimeoutMs?: number }
 
 /** Starts a node now (construction happens before the first await) and resolves once it is ready. */
 async function startMember (kind: Kind, bootstrap: string[] | false, o: StartOptions = {}): Promise<Member> {
@@ -90,7 +101,7 @@ async function startMember (kind: Kind, bootstrap: string[] | false, o: StartOpt
 }
 
 async function startDustbox (bootstrap: string[] | false, o: StartOptions): Promise<Member> {
-  const node = new DhtNode({ host: '127.0.0.1', port: o.port ?? 0, bootstrap, allowAddress: loopback, stateDir: o.stateDir ?? null })
+  const node = new DhtNode({ host: '127.0.0.1', port: o.port ?? 0, bootstrap, allowAddress: loopback, stateDir: o.stateDir ?? null, readyTimeoutMs: o.readyTimeoutMs })
   node.on('warning', () => {})
   try {
     await bounded(node.ready(), STEP_MS, 'DhtNode.ready')
@@ -173,17 +184,22 @@ async function closeAll (ms: readonly Member[]): Promise<void> {
 
 // ---- 1. first peer on a 20-node testnet ----
 
-interface FirstPeer { kind: Kind, runs: number, readyMs: number[], firstMs: number[], netUpMs: number }
+interface FirstPeer { kind: Kind, churn: boolean, runs: number, readyMs: number[], firstMs: number[], netUpMs: number[] }
 
-async function firstPeer (kind: Kind): Promise<FirstPeer> {
-  const t = performance.now()
-  const net = await startTestnet(kind)
-  const netUpMs = performance.now() - t
-  const out: FirstPeer = { kind, runs: RUNS, readyMs: [], firstMs: [], netUpMs }
-  try {
-    for (let run = 0; run < RUNS; run++) {
+/**
+ * Each run on a new testnet, so no run sees the nodes of the previous ones. With `churn`, one more
+ * node joins and leaves before the new node starts: it stays in the routing tables, dead.
+ */
+async function firstPeer (kind: Kind, churn: boolean, runs: number): Promise<FirstPeer> {
+  const out: FirstPeer = { kind, churn, runs, readyMs: [], firstMs: [], netUpMs: [] }
+  for (let run = 0; run < runs; run++) {
+    const t = performance.now()
+    const net = await startTestnet(kind)
+    out.netUpMs.push(performance.now() - t)
+    try {
       const ih = randomBytes(20)
       await net.nodes[randomInt(NODES)].announce(ih, 10_000 + run)
+      if (churn) await (await startMember(kind, net.bootstrap)).close()
       const entry = net.nodes[randomInt(NODES)]
       const t0 = performance.now()
       const m = await startMember(kind, [`127.0.0.1:${entry.port}`])
@@ -191,10 +207,10 @@ async function firstPeer (kind: Kind): Promise<FirstPeer> {
       const r = await m.find(ih, t0, LOOKUP_MS)
       await m.close()
       if (r.ms !== null) out.firstMs.push(r.ms)
-      process.stderr.write(`dht: ${kind} run ${run + 1}/${RUNS}: ready ${cell(out.readyMs[run], 0)} ms, first peer ${r.ms === null ? 'not found' : `${cell(r.ms, 0)} ms`}\n`)
+      process.stderr.write(`dht: ${kind}${churn ? ', one node departed' : ''}, run ${run + 1}/${runs}: ready ${cell(out.readyMs[run], 0)} ms, first peer ${r.ms === null ? 'not found' : `${cell(r.ms, 0)} ms`}\n`)
+    } finally {
+      await closeAll(net.nodes)
     }
-  } finally {
-    await closeAll(net.nodes)
   }
   return out
 }
@@ -240,17 +256,23 @@ const replyType = (r: { m: any } | null): string => r !== null && r.m?.y instanc
 
 interface FloodResult { sent: number, tokens: number, accepted: number, refused: number, timeouts: number, seconds: number, largestReply: number }
 
-async function flood (port: number, hot: Buffer, total: number): Promise<FloodResult> {
+/**
+ * `total` announces to the victim at `port`, half on `hot`. With `hotOnly`, all on `hot`, and the
+ * token comes from a get_peers for a random infohash: both kinds of node give a token per source
+ * address, not per topic, so an attacker need not fetch the topic's (large) reply first.
+ */
+async function flood (port: number, hot: Buffer, total: number, hotOnly = false): Promise<FloodResult> {
   const socks = await Promise.all(Array.from({ length: HOSTILE_SOCKETS }, async () => await new Hostile().open()))
   const r: FloodResult = { sent: 0, tokens: 0, accepted: 0, refused: 0, timeouts: 0, seconds: 0, largestReply: 0 }
   const t0 = performance.now()
   const deadline = t0 + FLOOD_MS
   try {
     await Promise.all(socks.map(async (s, si) => {
+      // One node id per socket: the guard drops a source address whose id changes ('id-changed').
+      const id = randomBytes(20)
       for (let i = si; i < total && performance.now() < deadline; i += socks.length) {
-        const id = randomBytes(20)
-        const ih = i % 2 === 0 ? hot : randomBytes(20)
-        const gp = await s.query(port, 'get_peers', { id, info_hash: ih })
+        const ih = hotOnly || Math.floor(i / socks.length) % 2 === 0 ? hot : randomBytes(20) // every socket on both halves
+        const gp = await s.query(port, 'get_peers', { id, info_hash: hotOnly ? randomBytes(20) : ih })
         const token = replyType(gp) === 'r' && gp!.m.r?.token instanceof Uint8Array ? gp!.m.r.token as Uint8Array : null
         if (token === null) { r.timeouts++; continue }
         r.tokens++
@@ -303,45 +325,66 @@ async function stop (c: ChildProcess): Promise<void> {
   clearTimeout(t)
 }
 
+interface Check {
+  /** A get_peers reply for the flooded topic: its datagram size (null: no reply) and the peers in it. */
+  replyBytes: number | null
+  replyValues: number
+  /** The real peer found by a node of the victim's kind, and by one of the other kind. */
+  found: boolean
+  foundByOther: boolean
+}
+
 interface FloodRow {
   kind: Kind
   flood: FloodResult
   before: VictimMem
   after: VictimMem
-  /** Largest datagram of a get_peers reply for the flooded topic, and the peers in it. */
-  hotReplyBytes: number
-  hotReplyValues: number
-  /** The real peer found by a node of the same kind, and by one of the other kind. */
-  found: boolean
-  foundPeers: number
-  foundByOther: boolean
+  check: Check
+  /** The second wave, on the real peer's topic only, and what it left. */
+  overflow: FloodResult
+  afterOverflow: VictimMem
+  overflowCheck: Check
+}
+
+async function check (kind: Kind, port: number, hot: Buffer): Promise<Check> {
+  const probe = await new Hostile().open()
+  const reply = await probe.query(port, 'get_peers', { id: randomBytes(20), info_hash: hot }, 2000)
+  probe.close()
+  // The victim is the searchers' only source: it answers within the query timeout or not at all.
+  const lookFor = async (k: Kind): Promise<boolean> => {
+    const m = await startMember(k, [`127.0.0.1:${port}`])
+    try { return (await m.find(hot, performance.now(), CHECK_MS, p => p === REAL_PORT)).ms !== null } finally { await m.close() }
+  }
+  const [found, foundByOther] = await Promise.all([lookFor(kind), lookFor(kind === 'dustbox' ? 'plain' : 'dustbox')])
+  return {
+    replyBytes: reply?.bytes ?? null,
+    replyValues: replyType(reply) === 'r' && Array.isArray(reply!.m.r?.values) ? reply!.m.r.values.length as number : 0,
+    found,
+    foundByOther
+  }
 }
 
 async function floodRun (kind: Kind): Promise<FloodRow> {
   const child = forkVictim(kind)
   try {
     const port = await next<number>(child, 'port')
-    const victim = [`127.0.0.1:${port}`]
     const hot = randomBytes(20)
-    const announcer = await startMember(kind, victim)
+    const announcer = await startMember(kind, [`127.0.0.1:${port}`])
     await announcer.announce(hot, REAL_PORT).finally(async () => await announcer.close())
     const before = await askMem(child)
     process.stderr.write(`dht: flooding the ${kind} victim with ${ANNOUNCES} announces from ${HOSTILE_SOCKETS} sockets\n`)
     const f = await flood(port, hot, ANNOUNCES)
     await sleep(200)
     const after = await askMem(child)
-    const probe = await new Hostile().open()
-    const reply = await probe.query(port, 'get_peers', { id: randomBytes(20), info_hash: hot }, 2000)
-    probe.close()
-    const values = replyType(reply) === 'r' && Array.isArray(reply!.m.r?.values) ? reply!.m.r.values.length as number : 0
-    const lookFor = async (k: Kind): Promise<{ ms: number | null, peers: number }> => {
-      const m = await startMember(k, victim)
-      try { return await m.find(hot, performance.now(), LOOKUP_MS, p => p === REAL_PORT) } finally { await m.close() }
-    }
-    const same = await lookFor(kind)
-    const other = await lookFor(kind === 'dustbox' ? 'plain' : 'dustbox')
-    process.stderr.write(`dht: ${kind} victim: ${f.accepted} announces accepted in ${cell(f.seconds, 1)} s, ${after.stored} stored; real peer ${same.ms !== null ? 'found' : 'NOT found'}\n`)
-    return { kind, flood: f, before, after, hotReplyBytes: reply?.bytes ?? 0, hotReplyValues: values, found: same.ms !== null, foundPeers: same.peers, foundByOther: other.ms !== null }
+    const c = await check(kind, port, hot)
+    process.stderr.write(`dht: ${kind} victim: ${f.accepted} announces accepted in ${cell(f.seconds, 1)} s, ${after.stored} stored; real peer ${c.found ? 'found' : 'NOT found'}; ` +
+      `then ${OVERFLOW_ANNOUNCES} more on its topic alone\n`)
+    const o = await flood(port, hot, OVERFLOW_ANNOUNCES, true)
+    await sleep(200)
+    const afterOverflow = await askMem(child)
+    const oc = await check(kind, port, hot)
+    process.stderr.write(`dht: ${kind} victim: ${afterOverflow.largestTopic} peers on the topic, reply ${oc.replyBytes ?? 'none'}; real peer ${oc.found ? 'found' : 'NOT found'}\n`)
+    return { kind, flood: f, before, after, check: c, overflow: o, afterOverflow, overflowCheck: oc }
   } finally {
     await stop(child)
   }
@@ -351,7 +394,8 @@ async function floodRun (kind: Kind): Promise<FloodRow> {
 
 interface Start { readyMs: number, firstMs: number | null }
 
-async function timedStart (net: Testnet, bootstrap: string[], o: StartOptions, announcers: Member[]): Promise<Start> {
+/** Announces a new topic from one of `announcers`, then times a node start to its first peer for it. */
+async function timedStart (bootstrap: string[], o: StartOptions, announcers: Member[]): Promise<Start> {
   const ih = randomBytes(20)
   await announcers[randomInt(announcers.length)].announce(ih, 20_000 + randomInt(1000))
   const t0 = performance.now()
@@ -368,27 +412,36 @@ async function timedStart (net: Testnet, bootstrap: string[], o: StartOptions, a
   return { readyMs, firstMs: r.ms }
 }
 
-interface Rejoin { fresh: Start[], rejoin: Start[], savedNodes: number[] }
+interface Rejoin { fresh: Start[], rejoin: Start[], savedNodes: number[], lost: Start | null }
 
+/**
+ * Each run: on a new testnet, a fresh node (no saved table, live bootstrap) is timed; on another,
+ * a node with a state dir joins and closes, the bootstrap node closes, a topic is announced, and the
+ * node restarts (same state dir and port, the dead bootstrap) and is timed. Once, a fresh node with
+ * only the dead bootstrap (its ready() resolves once that query times out, DEAD_READY_MS at most).
+ */
 async function rejoin (root: string): Promise<Rejoin> {
-  const net = await startTestnet('dustbox')
-  const out: Rejoin = { fresh: [], rejoin: [], savedNodes: [] }
-  try {
-    for (let i = 0; i < REJOIN_RUNS; i++) out.fresh.push(await timedStart(net, net.bootstrap, {}, net.nodes))
-    const saved: Array<{ dir: string, port: number }> = []
-    for (let i = 0; i < REJOIN_RUNS; i++) {
-      const dir = join(root, `state-${i}`)
+  const out: Rejoin = { fresh: [], rejoin: [], savedNodes: [], lost: null }
+  for (let run = 0; run < REJOIN_RUNS; run++) {
+    const clean = await startTestnet('dustbox')
+    try {
+      out.fresh.push(await timedStart(clean.bootstrap, {}, clean.nodes))
+    } finally { await closeAll(clean.nodes) }
+    const net = await startTestnet('dustbox')
+    try {
+      const dir = join(root, `state-${run}`)
       const m = await startMember('dustbox', net.bootstrap, { stateDir: dir })
-      saved.push({ dir, port: m.port })
+      const port = m.port
       await m.close()
       out.savedNodes.push((JSON.parse(await fsp.readFile(join(dir, 'dht.json'), 'utf8')) as { nodes: unknown[] }).nodes.length)
-    }
-    await net.nodes[0].close() // the bootstrap node is gone
-    for (const s of saved) out.rejoin.push(await timedStart(net, net.bootstrap, { stateDir: s.dir, port: s.port }, net.nodes.slice(1)))
-    for (const [i, s] of out.fresh.entries()) process.stderr.write(`dht: fresh start ${i + 1}: ready ${cell(s.readyMs, 0)} ms, first peer ${cell(s.firstMs, 0)} ms\n`)
-    for (const [i, s] of out.rejoin.entries()) process.stderr.write(`dht: rejoin ${i + 1} (${out.savedNodes[i]} saved nodes): ready ${cell(s.readyMs, 0)} ms, first peer ${cell(s.firstMs, 0)} ms\n`)
-  } finally {
-    await closeAll(net.nodes)
+      await net.nodes[0].close() // the bootstrap node is gone
+      out.rejoin.push(await timedStart(net.bootstrap, { stateDir: dir, port }, net.nodes.slice(1)))
+      if (run === REJOIN_RUNS - 1) out.lost = await timedStart(net.bootstrap, { readyTimeoutMs: DEAD_READY_MS }, net.nodes.slice(1))
+    } finally { await closeAll(net.nodes) }
+    const f = out.fresh[run]
+    const r = out.rejoin[run]
+    process.stderr.write(`dht: run ${run + 1}/${REJOIN_RUNS}: fresh start ready ${cell(f.readyMs, 0)} ms, first peer ${cell(f.firstMs, 0)} ms; ` +
+      `rejoin (${out.savedNodes[run]} saved nodes) ready ${cell(r.readyMs, 0)} ms, first peer ${cell(r.firstMs, 0)} ms\n`)
   }
   return out
 }
@@ -403,34 +456,44 @@ export async function runDhtBench (): Promise<void> {
   const t0 = performance.now()
   try {
     process.stderr.write(`dht: ${NODES}-node loopback testnets, ${RUNS} first-peer runs each, flood of ${ANNOUNCES} announces, ${REJOIN_RUNS} rejoin runs\n`)
-    const fp = [await firstPeer('dustbox'), await firstPeer('plain')]
+    const phase = (what: string): void => { process.stderr.write(`dht: ${what} at ${cell((performance.now() - t0) / 1000, 1)} s\n`) }
+    const fp = [await firstPeer('dustbox', false, RUNS), await firstPeer('plain', false, RUNS), await firstPeer('dustbox', true, CHURN_RUNS), await firstPeer('plain', true, CHURN_RUNS)]
+    phase('first-peer runs done')
     const fl = [await floodRun('dustbox'), await floodRun('plain')]
+    phase('floods done')
     const rj = await rejoin(root)
     peak = Math.max(peak, process.memoryUsage.rss())
+    const name = (k: Kind): string => k === 'dustbox' ? 'dustbox DhtNode' : 'bittorrent-dht (reference)'
 
-    console.log(`First peer: a new node joins a ${NODES}-node testnet through a random node and looks up an announced infohash (ms from construction)`)
-    console.log(table(['node', 'testnet up ms', 'runs', 'found', 'ready median', 'first peer median', 'first peer max'],
-      fp.map(r => [r.kind === 'dustbox' ? 'dustbox DhtNode' : 'bittorrent-dht (reference)', cell(r.netUpMs, 0), String(r.runs), String(r.firstMs.length), cell(median(r.readyMs), 0), cell(median(r.firstMs), 0), cell(max(r.firstMs), 0)])))
+    console.log(`First peer: a new node joins a ${NODES}-node testnet through a random node and looks up an announced infohash (ms from construction; a new testnet each run)`)
+    console.log(table(['node', 'testnet', 'testnet up ms', 'runs', 'found', 'ready median', 'first peer median', 'first peer max'],
+      fp.map(r => [name(r.kind), r.churn ? 'one node departed' : 'all alive', cell(median(r.netUpMs), 0), String(r.runs), String(r.firstMs.length), cell(median(r.readyMs), 0), cell(median(r.firstMs), 0), cell(max(r.firstMs), 0)])))
     console.log('')
     console.log(`Announce flood: ${ANNOUNCES} fake announces (get_peers + announce_peer) from ${HOSTILE_SOCKETS} sockets, half on a real peer's topic; victim in a child, heap/RSS after gc`)
-    console.log(table(['victim', 'seconds', 'accepted', 'stored', 'topics', 'heap +MiB', 'RSS +MiB', 'peak RSS MiB', 'topic reply bytes', 'values', 'real peer found', 'by other node kind'],
-      fl.map(r => [r.kind === 'dustbox' ? 'dustbox DhtNode' : 'bittorrent-dht (reference)', cell(r.flood.seconds, 1), String(r.flood.accepted), String(r.after.stored), String(r.after.topics),
+    const reply = (c: Check): string => c.replyBytes === null ? 'none' : String(c.replyBytes)
+    console.log(table(['victim', 'seconds', 'accepted', 'stored', 'topics', 'on the topic', 'heap +MiB', 'RSS +MiB', 'peak RSS MiB', 'topic reply bytes', 'values', 'real peer found', 'by other node kind'],
+      fl.map(r => [name(r.kind), cell(r.flood.seconds, 1), String(r.flood.accepted), String(r.after.stored), String(r.after.topics), String(r.after.largestTopic),
         cell((r.after.heapUsed - r.before.heapUsed) / MiB, 1), cell((r.after.rss - r.before.rss) / MiB, 1), cell(r.after.peakRss / MiB, 0),
-        String(r.hotReplyBytes), String(r.hotReplyValues), yes(r.found), yes(r.foundByOther)])))
-    const dbx = fl[0]
-    const guard = dbx.after.stats?.guard as { dropped: Record<string, number>, droppedSends: number } | undefined
-    console.log(`(dustbox victim: guard limits raised, per-IP announce cap raised; guard drops ${JSON.stringify(guard?.dropped ?? {})}, dropped sends ${guard?.droppedSends ?? '-'}, routing table ${String(dbx.after.stats?.nodes ?? '-')} nodes)`)
+        reply(r.check), String(r.check.replyValues), yes(r.check.found), yes(r.check.foundByOther)])))
     console.log('')
-    console.log(`Rejoin: a node restarts with its saved routing table while the bootstrap node is dead, against a fresh start with a live bootstrap (ms from construction)`)
-    const rjRow = (name: string, s: Start[]): string[] => {
+    console.log(`Then ${OVERFLOW_ANNOUNCES} more on the real peer's topic alone (past ~8,180 peers a get_peers reply no longer fits in one 65,507-byte UDP datagram)`)
+    console.log(table(['victim', 'seconds', 'accepted', 'stored', 'on the topic', 'heap +MiB', 'topic reply bytes', 'values', 'real peer found', 'by other node kind'],
+      fl.map(r => [name(r.kind), cell(r.overflow.seconds, 1), String(r.overflow.accepted), String(r.afterOverflow.stored), String(r.afterOverflow.largestTopic),
+        cell((r.afterOverflow.heapUsed - r.before.heapUsed) / MiB, 1), reply(r.overflowCheck), String(r.overflowCheck.replyValues), yes(r.overflowCheck.found), yes(r.overflowCheck.foundByOther)])))
+    const dbx = fl[0]
+    const guard = dbx.afterOverflow.stats?.guard as { dropped: Record<string, number>, droppedSends: number } | undefined
+    console.log(`(dustbox victim: guard limits and per-IP announce cap raised; guard drops ${JSON.stringify(guard?.dropped ?? {})}, dropped sends ${guard?.droppedSends ?? '-'}, routing table ${String(dbx.afterOverflow.stats?.nodes ?? '-')} nodes)`)
+    console.log('')
+    console.log('Rejoin: a node restarts with its saved routing table while the bootstrap node is dead, against a fresh start with a live bootstrap (ms from construction)')
+    const rjRow = (label: string, s: Start[]): string[] => {
       const found = s.flatMap(x => x.firstMs === null ? [] : [x.firstMs])
-      return [name, String(s.length), String(found.length), cell(median(s.map(x => x.readyMs)), 0), cell(max(s.map(x => x.readyMs)), 0), cell(median(found), 0), cell(max(found), 0)]
+      return [label, String(s.length), String(found.length), cell(median(s.map(x => x.readyMs)), 0), cell(max(s.map(x => x.readyMs)), 0), cell(median(found), 0), cell(max(found), 0)]
     }
     console.log(table(['start', 'runs', 'found', 'ready median', 'ready max', 'first peer median', 'first peer max'],
-      [rjRow('saved table, dead bootstrap', rj.rejoin), rjRow('fresh, live bootstrap (reference)', rj.fresh)]))
+      [rjRow('saved table, dead bootstrap', rj.rejoin), rjRow('fresh, live bootstrap (reference)', rj.fresh), rjRow('fresh, dead bootstrap', rj.lost === null ? [] : [rj.lost])]))
     process.stderr.write(`dht: done in ${cell((performance.now() - t0) / 1000, 1)} s\n`)
 
-    const [d, p] = fp
+    const [d, p, dc, pc] = fp
     const [fd, fpl] = fl
     const ms = (x: number | null): number | null => round(x, 0)
     printJsonLine({
@@ -443,6 +506,8 @@ export async function runDhtBench (): Promise<void> {
       first_peer_ms_ref_median: ms(median(p.firstMs)),
       first_peer_ms_ref_max: ms(max(p.firstMs)),
       first_peer_ref_found: p.firstMs.length,
+      first_peer_churn_ms_median: ms(median(dc.firstMs)),
+      first_peer_churn_ms_ref_median: ms(median(pc.firstMs)),
       flood_announces: ANNOUNCES,
       flood_accepted: fd.flood.accepted,
       flood_seconds: round(fd.flood.seconds, 1),
@@ -456,16 +521,23 @@ export async function runDhtBench (): Promise<void> {
       flood_ref_rss_delta_MiB: round((fpl.after.rss - fpl.before.rss) / MiB, 1),
       flood_ref_stored: fpl.after.stored,
       flood_ref_topics: fpl.after.topics,
-      flood_reply_bytes: fd.hotReplyBytes,
-      flood_ref_reply_bytes: fpl.hotReplyBytes,
-      flood_real_peer_found: fd.found,
-      flood_ref_real_peer_found: fpl.found,
-      flood_ref_real_peer_found_by_dustbox: fpl.foundByOther,
+      flood_reply_bytes: fd.check.replyBytes,
+      flood_ref_reply_bytes: fpl.check.replyBytes,
+      flood_real_peer_found: fd.check.found,
+      flood_ref_real_peer_found: fpl.check.found,
+      flood_ref_real_peer_found_by_dustbox: fpl.check.foundByOther,
+      overflow_announces: OVERFLOW_ANNOUNCES,
+      overflow_on_topic: fd.afterOverflow.largestTopic,
+      overflow_ref_on_topic: fpl.afterOverflow.largestTopic,
+      overflow_ref_reply_bytes: fpl.overflowCheck.replyBytes,
+      overflow_real_peer_found: fd.overflowCheck.found,
+      overflow_ref_real_peer_found: fpl.overflowCheck.found,
       rejoin_first_peer_ms: ms(median(rj.rejoin.flatMap(x => x.firstMs === null ? [] : [x.firstMs]))),
       rejoin_ready_ms: ms(median(rj.rejoin.map(x => x.readyMs))),
       rejoin_found: rj.rejoin.filter(x => x.firstMs !== null).length,
       fresh_first_peer_ms: ms(median(rj.fresh.flatMap(x => x.firstMs === null ? [] : [x.firstMs]))),
       fresh_ready_ms: ms(median(rj.fresh.map(x => x.readyMs))),
+      dead_bootstrap_found: rj.lost !== null && rj.lost.firstMs !== null,
       peak_rss_MiB: round(peak / MiB, 0),
       flood_peak_rss_MiB: { victim: round(fd.after.peakRss / MiB, 0), ref_victim: round(fpl.after.peakRss / MiB, 0) }
     })

@@ -64,17 +64,18 @@ export class AnnounceStore {
     }
     const key = peer.toString('hex')
     const old = t.get(key)
-    if (old !== undefined) {
+    if (old !== undefined && old.announcer === announcer) {
       old.last = now
-      if (old.announcer !== announcer) { old.announcer = announcer; old.ip = ip }
       return
     }
+    // Announced again by someone else: it moves to that announcer, within that announcer's caps.
+    if (old !== undefined) { t.delete(key); this.count-- }
     this.expire(t, now)
     this.makeRoom(t, (e) => e.announcer === announcer, this.o.maxPerAnnouncer, 'stalest')
     this.makeRoom(t, (e) => e.ip === ip, this.o.maxPerIp, 'stalest')
     // A full topic keeps its long-standing peers: the newest arrival makes way, so a flood only churns itself.
     this.makeRoom(t, () => true, this.o.maxPeersPerTopic, 'newest')
-    t.set(key, { peer: Buffer.from(peer), announcer, ip, first: now, last: now })
+    t.set(key, { peer: Buffer.from(peer), announcer, ip, first: old?.first ?? now, last: now })
     this.count++
   }
 

@@ -21,7 +21,10 @@ export const DEFAULT_DHT_PORT = 6881
 export const MAX_BOOTSTRAP_ENTRIES = 64
 export const QUERY_TIMEOUT_MS = 2000
 export const READY_TIMEOUT_MS = 20_000
-/** With a saved table, ready() resolves once this many saved nodes (or half of them) have answered. */
+/**
+ * ready() resolves once this many nodes have answered (with a saved table: this many or half the
+ * saved nodes), or when the first lookup of our own id is done, whichever comes first.
+ */
 export const READY_RESPONSES = 8
 export const SAVE_INTERVAL_MS = 10 * 60_000
 export const SWEEP_INTERVAL_MS = 60_000
@@ -207,8 +210,8 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       const timer = setTimeout(() => finish(), o.readyTimeoutMs ?? READY_TIMEOUT_MS)
       dht.once('ready', () => finish())
       let answered = 0
-      // With a saved table, do not wait out the timeouts of saved nodes that are gone.
-      const enough = saved === null || saved.nodes.length === 0 ? Infinity : Math.min(READY_RESPONSES, Math.ceil(saved.nodes.length / 2))
+      // Do not wait out the timeouts of nodes that are gone: enough answers make the node ready.
+      const enough = saved === null || saved.nodes.length === 0 ? READY_RESPONSES : Math.min(READY_RESPONSES, Math.ceil(saved.nodes.length / 2))
       const onresponse = (): void => { if (++answered >= enough) { (dht._rpc as any).socket.removeListener('response', onresponse); finish() } }
       ;(dht._rpc as any).socket.on('response', onresponse)
       dht.on('error', (err: NodeJS.ErrnoException) => {

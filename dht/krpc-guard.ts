@@ -31,11 +31,12 @@ export const RATE_OUT = 2000
 export const BURST_OUT = 4000
 export const MAX_TRACKED_ADDRESSES = 4096
 /**
- * A source address keeps the node id it last used for this long: a datagram from it with another id
- * is dropped. Real nodes keep their id; an address cycling through ids would otherwise fill the
- * routing table with entries nobody answers for, and eclipse our lookups (seen in test).
+ * A source address may change its node id at most once per this period: a datagram with yet another
+ * id sooner is dropped. A node that restarts without its state gets in at once; an address cycling
+ * through ids, which would otherwise fill the routing table with entries nobody answers for and
+ * eclipse our lookups (seen in test), gets one new id a minute.
  */
-export const ID_STICKY_MS = 10 * 60_000
+export const ID_CHANGE_MIN_MS = 60_000
 const NODE_BYTES = 26
 
 export type DropReason = 'too-large' | 'malformed' | 'rate-limited' | 'address-blocked' | 'id-changed'
@@ -62,7 +63,7 @@ export interface GuardOptions {
   readonly burstTotal?: number
   readonly rateOut?: number
   readonly burstOut?: number
-  readonly idStickyMs?: number
+  readonly idChangeMinMs?: number
 }
 
 export interface GuardDrop { reason: DropReason, from: string, detail: string }
@@ -181,8 +182,8 @@ export class GuardedSocket extends EventEmitter {
     dropped: { 'too-large': 0, malformed: 0, 'rate-limited': 0, 'address-blocked': 0, 'id-changed': 0 }
   }
 
-  private readonly ids = new BoundedMap<string, { id: string, last: number }>(MAX_TRACKED_ADDRESSES)
-  private readonly idStickyMs: number
+  private readonly ids = new BoundedMap<string, { id: string, changedAt: number }>(MAX_TRACKED_ADDRESSES)
+  private readonly idChangeMinMs: number
 
   private readonly allow: (host: string, port: number) => boolean
   private readonly maxPacket: number
@@ -199,7 +200,7 @@ export class GuardedSocket extends EventEmitter {
     this.perIp = new KeyedLimiter(opts.ratePerIp ?? RATE_PER_IP, opts.burstPerIp ?? BURST_PER_IP, MAX_TRACKED_ADDRESSES)
     this.total = new TokenBucket(opts.rateTotal ?? RATE_TOTAL, opts.burstTotal ?? BURST_TOTAL)
     this.out = new TokenBucket(opts.rateOut ?? RATE_OUT, opts.burstOut ?? BURST_OUT)
-    this.idStickyMs = opts.idStickyMs ?? ID_STICKY_MS
+    this.idChangeMinMs = opts.idChangeMinMs ?? ID_CHANGE_MIN_MS
     this.socket = dgram.createSocket({ type: 'udp4' })
     this.socket.on('message', (buf, rinfo) => this.onMessage(buf, rinfo))
     this.socket.on('listening', () => this.emit('listening'))
@@ -233,10 +234,14 @@ export class GuardedSocket extends EventEmitter {
       const idHex = Buffer.from(nodeId).toString('hex')
       const now = Date.now()
       const known = this.ids.get(from)
-      if (known !== undefined && known.id !== idHex && now - known.last < this.idStickyMs) {
-        return this.drop('id-changed', from, `node id changed from ${known.id.slice(0, 8)} to ${idHex.slice(0, 8)}`)
+      if (known === undefined) this.ids.set(from, { id: idHex, changedAt: -Infinity })
+      else if (known.id !== idHex) {
+        if (now - known.changedAt < this.idChangeMinMs) {
+          return this.drop('id-changed', from, `node id changed again, from ${known.id.slice(0, 8)} to ${idHex.slice(0, 8)}, within ${this.idChangeMinMs / 1000} s`)
+        }
+        known.id = idHex
+        known.changedAt = now
       }
-      this.ids.set(from, { id: idHex, last: now })
     }
     let out = buf
     if (m.y[0] === 0x72 /* r */ && (m.r.nodes !== undefined || m.r.values !== undefined)) {

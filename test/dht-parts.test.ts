@@ -34,6 +34,12 @@ test('announce store: per-announcer, per-IP, per-topic and topic caps; expiry; r
     assert.equal(r.length, 4)
     assert.ok(old.every(o => r.some(x => x.equals(o))))
   }
+  // A peer re-announced by an announcer already at its cap moves to it within the cap.
+  const h = new AnnounceStore({ maxPerAnnouncer: 2, now: () => now })
+  for (let i = 0; i < 5; i++) h.add('t', peer(7, i, 1), `10.7.${i}.1:1`)
+  h.add('t', peer(7, 9, 1), '10.7.9.9:1'); h.add('t', peer(7, 8, 1), '10.7.9.9:1')
+  for (let i = 0; i < 5; i++) h.add('t', peer(7, i, 1), '10.7.9.9:1')
+  assert.equal(h.size, 2, 'the third and later hand-overs evict that announcer\'s stalest')
   now += 2000
   assert.deepEqual(s.get('x'), [], 'expired')
   s.sweep()
