@@ -118,3 +118,32 @@ test('an owner finds its peer again after the peer moved, and a poisoned address
   assert.equal((await owner.call('failed')).filter((f: any) => f.port === liar.netPort).length, 1, 'not dialed again during the back-off')
   assert.equal(net.blockedSends(), 0)
 })
+
+test('without a dial function, lookups yield candidates, and the caller reports handshakes back', async (t) => {
+  const net = await testnet(t, 4)
+  const { Discovery, publicTopic } = await import('../dht/index.js')
+  const sodium = (await import('sodium-native')).default
+  const publicKey = Buffer.alloc(32)
+  const secretKey = Buffer.alloc(64)
+  sodium.crypto_sign_keypair(publicKey, secretKey)
+  const d = new Discovery({ identity: { publicKey, secretKey }, host: '127.0.0.1', port: 0, bootstrap: net.bootstrap, allowAddress: loopbackOnly, autoStart: false, lookupMinGapMs: 0 })
+  const seen: string[] = []
+  d.on('candidate', c => seen.push(`${c.host}:${c.port} ${c.topic}`))
+  t.after(async () => await d.close())
+  await d.ready()
+  await net.nodes[2].announce(publicTopic().at(0), 9999)
+  assert.deepEqual(await d.lookup(), [{ host: '127.0.0.1', port: 9999 }])
+  assert.deepEqual(seen, ['127.0.0.1:9999 public'])
+  await assert.rejects(d.announce(), /CONFIG_INVALID: no announce port configured/)
+  await assert.rejects(d.findPeer(publicKey), /CONFIG_INVALID: findPeer needs a dial function/)
+  const to = { host: '127.0.0.1', port: 9999 }
+  assert.equal(d.backedOff(to), false)
+  const wait = d.reportFailure(to)!
+  assert.ok(wait >= 45_000 && wait <= 75_000, `${wait}`)
+  assert.equal(d.backedOff(to), true)
+  await d.lookup()
+  assert.equal(seen.length, 1, 'a known candidate is not announced again')
+  d.reportSuccess(to, Buffer.alloc(32, 1))
+  assert.equal(d.backedOff(to), false)
+  assert.equal(d.candidates()[0].state, 'verified')
+})
