@@ -1,5 +1,5 @@
 // The KRPC guard: the UDP socket under bittorrent-dht. Every datagram is size-checked, rate-limited
-// (per source address and in total), decoded and validated against the schema of docs/discovery.md
+// (per source address and in total), scanned for strict bencode (bencode-check.ts), decoded and validated against the schema of docs/discovery.md
 // §5 before the library sees it, so no field a remote controls can reach the library with a type or
 // size it does not expect. Addresses learned from replies (`nodes`, `values`) are filtered through
 // the address policy, and nothing is ever sent to an address the policy refuses.
@@ -8,6 +8,7 @@ import dgram from 'node:dgram'
 import { EventEmitter } from 'node:events'
 import { isIPv4 } from 'node:net'
 import bencode from 'bencode'
+import { checkBencode } from './bencode-check.js'
 import { BoundedMap, KeyedLimiter, TokenBucket } from './rate.js'
 
 export const MAX_PACKET_BYTES = 2048
@@ -221,6 +222,8 @@ export class GuardedSocket extends EventEmitter {
       return this.drop('rate-limited', from, 'over the datagram rate limit')
     }
     if (buf.byteLength > this.maxPacket) return this.drop('too-large', from, `${buf.byteLength} bytes, limit ${this.maxPacket}`)
+    const bad = checkBencode(buf)
+    if (bad !== null) return this.drop('malformed', from, `not bencode: ${bad}`)
     let m: any
     try {
       m = bencode.decode(buf)

@@ -25,6 +25,8 @@ function malformed (): Array<Uint8Array | Record<string, unknown>> {
   return [
     Buffer.alloc(0), Buffer.from('d'), Buffer.from('de'), Buffer.from('i42e'), Buffer.from('l'.repeat(900) + 'e'.repeat(900)),
     randomBytes(100), Buffer.alloc(4000, 0x61), Buffer.from('d1:t2:aa1:y1:qe'),
+    // Found by this test at 10^5 mutations: a negative string length sends both bencode decoders into an endless allocation.
+    Buffer.from('d1:eli201e-3:Generic&rrore1:t2:ab1:y1:ee', 'latin1'),
     { t: 5, y: 'q', q: 'ping', a: { id: id() } }, { t: Buffer.from('aa'), y: 7 }, { t: Buffer.from('aa'), y: 'z' },
     { t: Buffer.alloc(40), y: 'q', q: 'ping', a: { id: id() } },
     q('ping', 3), q('ping', { id: 'short' }), q('ping', { id: 42 }), q('find_node', { id: id() }), q('find_node', { id: id(), target: 9 }),

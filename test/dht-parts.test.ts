@@ -99,3 +99,55 @@ test('config input: bootstrap lists, network names and group secret files are ch
   assert.notDeepEqual(a.at(1), a.at(2), 'group topics change every epoch')
   assert.deepEqual(publicTopic().at(1), publicTopic().at(2), 'the public topic does not')
 })
+
+test('bencode scanner: canonical encodings pass; the datagram that makes both bencode decoders run out of memory does not', async () => {
+  const { checkBencode } = await import('../dht/bencode-check.js')
+  const bencode = (await import('bencode')).default
+  const ok = [{ t: Buffer.from('aa'), y: 'q', q: 'ping', a: { id: Buffer.alloc(20) } }, [1, -5, 0, [[]], {}], Buffer.alloc(0), 12345678901234]
+  for (const v of ok) assert.equal(checkBencode(bencode.encode(v)), null, JSON.stringify(v))
+  const bad: Array<[string, RegExp]> = [
+    ['d1:eli201e-3:Generic&rrore1:t2:ab1:y1:ee', /unexpected byte 0x2d/], // found by the mutation fuzz: OOMs bencode 2 and 4
+    ['li-3:abce', /bad integer/], ['i-0e', /non-canonical integer/], ['i012e', /non-canonical integer/], ['ie', /bad integer/],
+    ['03:abc', /non-canonical string length/], ['5:abc', /string runs past the end/], ['d1:ae', /dictionary key without a value/],
+    ['di1ei2ee', /dictionary key is not a string/], ['dl1:ae1:be', /dictionary key is not a string/], ['l', /truncated/], ['4:spam4:eggs', /trailing bytes/],
+    ['l'.repeat(17) + 'e'.repeat(17), /nested too deep/], ['i1234567890123456789e', /bad integer/], ['', /truncated/], ['e', /unexpected byte 0x65/]
+  ]
+  for (const [input, want] of bad) assert.match(checkBencode(Buffer.from(input, 'latin1')) ?? 'passed', want, input)
+  // Nested containers as dict values keep the key/value alternation right.
+  assert.equal(checkBencode(Buffer.from('d1:ad1:bl1:cee1:di1ee')), null)
+})
+
+test('decoder chain fuzz: whatever the guard passes, the library\'s own decoder (bencode 2) decodes', async () => {
+  const { createRequire } = await import('node:module')
+  const { checkBencode } = await import('../dht/bencode-check.js')
+  const { checkMessage } = await import('../dht/krpc-guard.js')
+  const { LONG } = await import('./helpers/fixtures.js')
+  const bencode = (await import('bencode')).default
+  const req = createRequire(createRequire(import.meta.url).resolve('k-rpc-socket/package.json'))
+  const b2 = req('bencode') as { decode: (b: Uint8Array) => unknown }
+  const seeds = [
+    { t: Buffer.from('af'), y: 'q', q: 'put', a: { id: Buffer.alloc(20, 1), token: Buffer.alloc(20, 1), v: Buffer.from('value'), k: Buffer.alloc(32, 2), sig: Buffer.alloc(64, 3), seq: 4, salt: Buffer.from('s') } },
+    { t: Buffer.from([0, 1]), y: 'r', r: { id: Buffer.alloc(20, 4), nodes: Buffer.alloc(26 * 4, 5), token: Buffer.alloc(20), values: [Buffer.alloc(6, 6)] } },
+    { t: Buffer.from([0, 2]), y: 'e', e: [201, Buffer.from('Generic Error')] },
+    { t: Buffer.from('ad'), y: 'q', q: 'announce_peer', a: { id: Buffer.alloc(20, 7), info_hash: Buffer.alloc(20, 8), port: 6881, token: Buffer.alloc(20, 1), implied_port: 0 } }
+  ].map(m => Buffer.from(bencode.encode(m)))
+  const n = LONG ? 1_000_000 : 100_000
+  let passed = 0
+  let x = 12345
+  const rnd = (m: number): number => { x = (x * 1103515245 + 12345) >>> 0; return x % m }
+  for (let i = 0; i < n; i++) {
+    const b = Buffer.from(seeds[i % seeds.length])
+    for (let k = 0; k <= i % 4; k++) {
+      const at = rnd(b.length)
+      const op = rnd(3)
+      if (op === 0) b[at] = rnd(256)
+      else if (op === 1) b[at] = '0123456789:ilde-'.charCodeAt(rnd(16))
+      else b.copyWithin(at, rnd(b.length))
+    }
+    const buf = i % 5 === 0 ? b.subarray(0, rnd(b.length)) : b
+    if (checkBencode(buf) !== null || checkMessage(bencode.decode(buf)) !== null) continue
+    passed++
+    b2.decode(buf) // must not throw, hang or run out of memory
+  }
+  assert.ok(passed > n / 50, `${passed} of ${n} passed the guard`)
+})
