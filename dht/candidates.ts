@@ -143,9 +143,6 @@ export class CandidateTable {
 
   markSelf (c: Candidate): void { c.state = 'self' }
 
-  /** Forgets a candidate entirely (e.g. its expected identity is no longer wanted). */
-  remove (key: string): void { this.all.delete(key) }
-
   /** Drops one candidate to make room: a failed one with the latest next try, else the one seen least recently. */
   private evict (): void {
     let victim: Candidate | null = null

@@ -294,10 +294,7 @@ export class GuardedSocket extends EventEmitter {
       return
     }
     this.stats.sent++
-    this.socket.send(buf, offset, length, port, host, (err) => {
-      if (err !== null && err !== undefined) this.emit('error-send', err)
-      if (cb !== undefined) cb(err ?? null)
-    })
+    this.socket.send(buf, offset, length, port, host, (err) => { if (cb !== undefined) cb(err ?? null) })
   }
 
   bind (port: number, host: string, cb?: () => void): void {

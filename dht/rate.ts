@@ -35,8 +35,6 @@ export class BoundedMap<K, V> {
     return v
   }
 
-  peek (key: K): V | undefined { return this.map.get(key) }
-
   set (key: K, value: V): void {
     this.map.delete(key)
     this.map.set(key, value)
@@ -46,10 +44,6 @@ export class BoundedMap<K, V> {
     }
   }
 
-  delete (key: K): boolean { return this.map.delete(key) }
-  values (): IterableIterator<V> { return this.map.values() }
-  entries (): IterableIterator<[K, V]> { return this.map.entries() }
-  clear (): void { this.map.clear() }
 }
 
 /** Buckets per key (an address), bounded in number; a key not seen for a while starts full again. */
