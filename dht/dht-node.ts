@@ -261,7 +261,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       }
       const onabort = (): void => { abort(); done(new DhtError(DhtCodes.ABORTED, 'lookup aborted')) }
       dht.on('peer', onpeer)
-      const abort = dht.lookup(infoHash, (err) => { if (!settledBy(opts.signal)) done(err) })
+      const abort = dht.lookup(infoHash, (err) => { if (opts.signal?.aborted !== true) done(err) }) // an abort has settled it
       opts.signal?.addEventListener('abort', onabort, { once: true })
       if (opts.signal?.aborted === true) onabort()
     })
@@ -339,8 +339,4 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     })()
     return await this.closePromise
   }
-}
-
-function settledBy (signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true
 }

@@ -12,6 +12,8 @@ import { CandidateTable, candidateKey, type Candidate, type CandidateOptions } f
 import { DhtNode, type DhtNodeOptions, type DhtStats, type Endpoint } from './dht-node.js'
 import { DhtError, DhtCodes, asDhtError } from './errors.js'
 import { POINTER_SALT, MAX_POINTER_V, openPointer, pointerTarget, sealPointer, signItem, verifyItem } from './pointer.js'
+import { BoundedMap } from './rate.js'
+import { readStateJson } from './routing-file.js'
 import { epochsAt, ownerTopic, publicTopic, type Topic } from './topics.js'
 
 /** BEP 5 tokens live ~10 minutes and storing nodes keep announces ~30: re-announce every 15 (±10%). */
@@ -29,6 +31,7 @@ export const DIAL_CONCURRENCY = 4
 export const DIAL_TIMEOUT_MS = 10_000
 export const FIND_TIMEOUT_MS = 60_000
 export const POINTER_FILE = 'pointer.json'
+export const MAX_POINTER_FILE_BYTES = 8192
 const JITTER = 0.1
 
 export interface Identity { readonly publicKey: Uint8Array, readonly secretKey: Uint8Array }
@@ -91,8 +94,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   private readonly table: CandidateTable
   private readonly now: () => number
   private readonly lookups = new Map<string, Promise<Endpoint[]>>()
-  private readonly lastLookup = new Map<string, { at: number, result: Endpoint[] }>()
-  private readonly lastAnnounce = new Map<string, number>()
+  private readonly lastLookup = new BoundedMap<string, { at: number, result: Endpoint[] }>(256)
+  private readonly lastAnnounce = new BoundedMap<string, number>(256)
   private lookupSlots = 0
   private readonly lookupWaiters: Array<() => void> = []
   private readonly waiters = new Map<string, Array<(ok: boolean) => void>>()
@@ -193,7 +196,6 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         this.emit('announce', { topic: topic.name, ok })
       }
     }
-    if (this.lastAnnounce.size > 256) this.lastAnnounce.clear()
     return out
   }
 
@@ -215,7 +217,6 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
       this.lookups.set(key, p)
       p.then((result) => {
         this.lastLookup.set(key, { at: this.now(), result })
-        if (this.lastLookup.size > 256) this.lastLookup.delete(this.lastLookup.keys().next().value as string)
       }, () => {}).finally(() => this.lookups.delete(key)).catch(() => {})
     }
     return await p
@@ -357,14 +358,13 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     if (file === null) return
     let doc: any
     try {
-      const text = await fsp.readFile(file, 'utf8')
-      if (text.length > 8192) throw new Error('larger than 8 KiB')
-      doc = JSON.parse(text)
+      doc = await readStateJson(file, MAX_POINTER_FILE_BYTES)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-      this.warn(new DhtError(DhtCodes.STATE_INVALID, `${file} is not a pointer state file (${(err as Error).message}); ignoring it`))
+      const e = asDhtError(err, DhtCodes.STATE_INVALID, 'pointer state')
+      this.warn(new DhtError(e.code, `${e.message.slice(e.code.length + 2)}; ignoring the pointer state`))
       return
     }
+    if (doc === null) return
     const ok = typeof doc === 'object' && doc !== null && doc.format === 1 && Number.isSafeInteger(doc.seq) && doc.seq >= 0 &&
       typeof doc.v === 'string' && /^([0-9a-f]{2})*$/.test(doc.v) && doc.v.length <= MAX_POINTER_V * 2 &&
       typeof doc.sig === 'string' && /^[0-9a-f]{128}$/.test(doc.sig)

@@ -44,6 +44,8 @@ export class BoundedMap<K, V> {
     }
   }
 
+  delete (key: K): boolean { return this.map.delete(key) }
+
 }
 
 /** Buckets per key (an address), bounded in number; a key not seen for a while starts full again. */

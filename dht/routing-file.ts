@@ -25,14 +25,17 @@ export function routingPath (stateDir: string): string {
  * Reads the saved table; null if there is none. A file that is not a valid table throws
  * STATE_INVALID naming it; single bad entries are skipped and counted.
  */
-export async function loadRouting (stateDir: string, allow: (host: string, port: number) => boolean): Promise<RoutingState | null> {
-  const file = routingPath(stateDir)
+/**
+ * Reads a JSON state file of at most `maxBytes` (checked before reading); null if it does not exist.
+ * Too large or not JSON: STATE_INVALID naming the file; unreadable: IO_ERROR.
+ */
+export async function readStateJson (file: string, maxBytes: number): Promise<unknown> {
   let text: string
   try {
     const fh = await fsp.open(file, 'r')
     try {
       const { size } = await fh.stat()
-      if (size > MAX_ROUTING_FILE_BYTES) throw new DhtError(DhtCodes.STATE_INVALID, `${file} is ${size} bytes, more than the ${MAX_ROUTING_FILE_BYTES} a routing table may take`)
+      if (size > maxBytes) throw new DhtError(DhtCodes.STATE_INVALID, `${file} is ${size} bytes, more than the ${maxBytes} it may take`)
       text = await fh.readFile('utf8')
     } finally { await fh.close() }
   } catch (err) {
@@ -40,8 +43,13 @@ export async function loadRouting (stateDir: string, allow: (host: string, port:
     if (err instanceof DhtError) throw err
     throw new DhtError(DhtCodes.IO_ERROR, `cannot read ${file}: ${(err as Error).message}`)
   }
-  let doc: any
-  try { doc = JSON.parse(text) } catch { throw new DhtError(DhtCodes.STATE_INVALID, `${file} is not JSON`) }
+  try { return JSON.parse(text) } catch { throw new DhtError(DhtCodes.STATE_INVALID, `${file} is not JSON`) }
+}
+
+export async function loadRouting (stateDir: string, allow: (host: string, port: number) => boolean): Promise<RoutingState | null> {
+  const file = routingPath(stateDir)
+  const doc: any = await readStateJson(file, MAX_ROUTING_FILE_BYTES)
+  if (doc === null) return null
   if (typeof doc !== 'object' || doc === null || doc.format !== ROUTING_FORMAT) throw new DhtError(DhtCodes.STATE_INVALID, `${file} is not a format ${ROUTING_FORMAT} routing table`)
   if (typeof doc.nodeId !== 'string' || !/^[0-9a-f]{40}$/.test(doc.nodeId)) throw new DhtError(DhtCodes.STATE_INVALID, `${file}: nodeId must be 40 lowercase hex digits`)
   if (!Array.isArray(doc.nodes)) throw new DhtError(DhtCodes.STATE_INVALID, `${file}: nodes must be a list`)
