@@ -38,7 +38,20 @@ export interface Progress {
   readonly total: number
 }
 
+/**
+ * Where hydrate and verify read encrypted blocks from: the local block store by default; the agent
+ * passes one that fetches shards from peers. It fills `out` with exactly the block's stored bytes;
+ * what it returns is checked by the decoder (AEAD and plaintext hash), never trusted.
+ */
+export interface BlockSource {
+  readInto: (id: Uint8Array, what: string, out: Uint8Array) => Promise<void>
+}
+
 export interface OpOptions {
   signal?: AbortSignal
   onProgress?: (p: Progress) => void
+  /** hydrate/verify: read blocks from here instead of the local store. */
+  source?: BlockSource
+  /** hydrate/verify: blocks fetched and decoded ahead (default 2 per worker + 2). */
+  readAhead?: number
 }

@@ -13,7 +13,7 @@ import { Semaphore } from './semaphore.js'
 import { BufferPool } from './buffer-pool.js'
 import { DirSyncer } from './dir-sync.js'
 import type { EngineContext, OpOptions } from './context.js'
-import { stubFile, type StubResult } from './ingest.js'
+import { stubFile, type StubResult, type StubOptions } from './ingest.js'
 import { hydrateStub, verifyStub, type HydrateResult } from './hydrate.js'
 import { readStubFile } from './stub-io.js'
 import type { Stub } from './stub-format.js'
@@ -96,7 +96,7 @@ export class StubEngine implements EngineContext {
     if (this.closed) throw new StubError(StubCodes.CLOSED, 'engine is closed')
   }
 
-  async stub (file: string, opts?: OpOptions): Promise<StubResult> {
+  async stub (file: string, opts?: StubOptions): Promise<StubResult> {
     this.check()
     return await stubFile(this, file, opts)
   }

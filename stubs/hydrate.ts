@@ -33,8 +33,10 @@ export interface HydrateResult {
  * blocks are read and decoded ahead, within the context's memory budget. Each plaintext is a pooled
  * buffer, valid until the consumer asks for the next one.
  */
-export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const window = ctx.pool.size * 2 + 2
+export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: string, opts: OpOptions = {}): AsyncGenerator<Uint8Array> {
+  const { signal } = opts
+  const source = opts.source ?? ctx.store
+  const window = Math.max(1, opts.readAhead ?? ctx.pool.size * 2 + 2)
   type Decoded = { plain: Uint8Array, taken: number }
   const tasks: Array<Promise<Decoded>> = []
   let next = 0
@@ -48,7 +50,7 @@ export async function * decodeBlocks (ctx: EngineContext, stub: Stub, what: stri
       const taken = await ctx.budget.acquire(BufferPool.classOf(b.stored) + BufferPool.classOf(b.size))
       const raw = ctx.buffers.take(b.stored)
       try {
-        await ctx.store.readInto(b.id, what, raw)
+        await source.readInto(b.id, what, raw)
         const out = ctx.buffers.take(b.size)
         const r = await ctx.pool.run({ type: 'decode', block: raw, out, id: b.id, ph: b.ph, size: b.size }, [raw.buffer as ArrayBuffer, out.buffer as ArrayBuffer])
         ctx.buffers.give(r.block)
@@ -113,7 +115,7 @@ export async function hydrateStub (ctx: EngineContext, stubFile: string, opts: O
     const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
     let written = 0
     let unflushed = 0
-    for await (const plain of decodeBlocks(ctx, stub, stubPath, opts.signal)) {
+    for await (const plain of decodeBlocks(ctx, stub, stubPath, opts)) {
       // The write runs in libuv's thread pool while this thread hashes the same bytes (both only
       // read them); the buffer goes back to the pool when the loop moves on, after both.
       const writing = writeAt(fh, plain, written)
@@ -163,7 +165,7 @@ export async function verifyStub (ctx: EngineContext, stubFile: string, opts: Op
   const stub = await readStubFile(ctx, stubPath)
   const hasher = ctx.crypto.hasher(ctx.keys.plainHash)
   let n = 0
-  for await (const plain of decodeBlocks(ctx, stub, stubPath, opts.signal)) { hasher.update(plain); n += plain.byteLength }
+  for await (const plain of decodeBlocks(ctx, stub, stubPath, opts)) { hasher.update(plain); n += plain.byteLength }
   if (n !== stub.size || !equalBytes(hasher.digest(), stub.hash)) {
     throw new StubError(StubCodes.STUB_INVALID, `${JSON.stringify(stubPath)}: blocks do not match the stub's whole-file hash`)
   }

@@ -25,6 +25,28 @@ export interface StubResult {
   readonly storedBytes: number
 }
 
+export interface StubOptions extends OpOptions {
+  /**
+   * Called once every block is durable in the local store and the file was read unchanged, before
+   * the stub is written (the agent places the blocks on peers here). Throwing leaves the original.
+   */
+  beforeStub?: (stub: Stub, path: string) => Promise<void>
+  /**
+   * Called with each block as it is encoded (the bytes are valid until the returned promise
+   * settles; awaiting it holds the read back: the agent's backpressure). A rejection fails the stub.
+   */
+  onBlock?: (block: StubBlock, encrypted: Uint8Array) => Promise<void>
+  /** Write the blocks to the local block store (default true; the agent places them on peers instead). */
+  store?: boolean
+  /** Store the blocks (and run beforeStub) but write no stub and keep the original. */
+  keep?: boolean
+  /**
+   * A valid stub of ours for other content at the stub's name is replaced (the agent keeps the old
+   * version in its index) instead of refused with TARGET_EXISTS.
+   */
+  replaceOtherVersion?: boolean
+}
+
 interface Identity { dev: bigint, ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint }
 
 function identityOf (st: { dev: bigint, ino: bigint, size: bigint, mtimeNs: bigint, ctimeNs: bigint }): Identity {
@@ -35,7 +57,7 @@ function sameFile (a: Identity, b: Identity): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs
 }
 
-export async function stubFile (ctx: EngineContext, file: string, opts: OpOptions = {}): Promise<StubResult> {
+export async function stubFile (ctx: EngineContext, file: string, opts: StubOptions = {}): Promise<StubResult> {
   const path = resolve(file)
   const dir = dirname(path)
   const name = basename(path)
@@ -91,7 +113,7 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
         blocks.push(null as unknown as StubBlock)
         // Wait for room in the budget before reading on: this is what keeps memory flat.
         const taken = await ctx.budget.acquire(chunkCost(chunk.byteLength))
-        const p = storeChunk(ctx, chunk, taken, path).then(r => {
+        const p = storeChunk(ctx, chunk, taken, path, opts).then(r => {
           blocks[index] = r.block
           if (r.written) newBlocks++
           storedBytes += r.block.stored
@@ -115,12 +137,14 @@ export async function stubFile (ctx: EngineContext, file: string, opts: OpOption
   }
 
   // Every block was read back as it was stored; now make their directory entries durable.
-  await ctx.store.syncDirsOf(blocks.map(b => b.id))
+  if (opts.store !== false) await ctx.store.syncDirsOf(blocks.map(b => b.id))
 
-  if (existing !== null && !equalBytes(existing.hash, hash)) {
+  if (existing !== null && !equalBytes(existing.hash, hash) && opts.replaceOtherVersion !== true) {
     throw new StubError(StubCodes.TARGET_EXISTS, `${JSON.stringify(stubPath)} is the stub of another version of ${where}; hydrate or move it away first`)
   }
   const stub: Stub = { owner: ctx.keys.ownerId, name, size: Number(before.size), mode, mtimeNs: before.mtimeNs, hash, chunker: ctx.chunker, blocks }
+  if (opts.beforeStub !== undefined) await opts.beforeStub(stub, path)
+  if (opts.keep === true) return { path, stubPath, size: Number(before.size), blocks: blocks.length, newBlocks, storedBytes }
   const bytes = encodeStub(ctx.crypto, ctx.keys.stubMac, stub, basename(stubPath))
   try {
     // A stub of this very content (left by a crash before the original was removed) may be
@@ -167,6 +191,11 @@ async function checkExistingStub (ctx: EngineContext, stubPath: string): Promise
   }
 }
 
+/** Carries an error of the caller's onBlock hook through storeChunk's wrapping unchanged. */
+class HookError extends Error {
+  constructor (readonly inner: unknown) { super('hook failed') }
+}
+
 /** Budget a chunk of `size` bytes takes while in flight: its buffer and its encrypted block's. */
 function chunkCost (size: number): number {
   return BufferPool.classOf(size) + BufferPool.classOf(size + BLOCK_OVERHEAD)
@@ -176,7 +205,7 @@ function chunkCost (size: number): number {
  * Encode one chunk in a worker and put it in the store (which reads it back). The chunk and the
  * encrypted block are pooled buffers, given back here with the budget `taken` for them.
  */
-async function storeChunk (ctx: EngineContext, chunk: Uint8Array, taken: number, path: string): Promise<{ block: StubBlock, written: boolean }> {
+async function storeChunk (ctx: EngineContext, chunk: Uint8Array, taken: number, path: string, opts: StubOptions): Promise<{ block: StubBlock, written: boolean }> {
   const size = chunk.byteLength
   let encoded: Uint8Array | null = null
   try {
@@ -184,9 +213,18 @@ async function storeChunk (ctx: EngineContext, chunk: Uint8Array, taken: number,
     const r = await ctx.pool.run({ type: 'encode', plain: chunk, out }, [chunk.buffer as ArrayBuffer, out.buffer as ArrayBuffer])
     ctx.buffers.give(r.plain)
     encoded = r.block
-    const written = await ctx.store.put(r.id, r.block)
-    return { block: { id: r.id, ph: r.ph, size, stored: r.block.byteLength }, written }
+    const written = opts.store === false ? true : await ctx.store.put(r.id, r.block)
+    const block: StubBlock = { id: r.id, ph: r.ph, size, stored: r.block.byteLength }
+    if (opts.onBlock !== undefined) {
+      try {
+        await opts.onBlock(block, r.block)
+      } catch (err) {
+        throw new HookError(err)
+      }
+    }
+    return { block, written }
   } catch (err) {
+    if (err instanceof HookError) throw err.inner
     if (err instanceof StubError) throw err
     throw new StubError(StubCodes.WORKER_FAILED, `encoding a block of ${JSON.stringify(path)} failed: ${(err as Error).message}`, { cause: err })
   } finally {
