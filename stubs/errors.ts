@@ -18,7 +18,10 @@ export const StubCodes = {
   CRYPTO_UNAVAILABLE: 'CRYPTO_UNAVAILABLE',
   IO_ERROR: 'IO_ERROR',
   WORKER_FAILED: 'WORKER_FAILED',
-  CLOSED: 'CLOSED'
+  CLOSED: 'CLOSED',
+  SHARD_INVALID: 'SHARD_INVALID',
+  SHARDS_TOO_FEW: 'SHARDS_TOO_FEW',
+  ERASURE_INVALID: 'ERASURE_INVALID'
 } as const
 
 export type StubCode = (typeof StubCodes)[keyof typeof StubCodes]

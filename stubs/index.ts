@@ -13,3 +13,4 @@ export { stubNameFor, targetNameFor, isStubName, isTempName, STUB_SUFFIX } from 
 export type { StubResult, StubOptions } from './ingest.js'
 export type { HydrateResult } from './hydrate.js'
 export type { Progress, OpOptions, BlockSource } from './context.js'
+export { encodeShards, decodeShards, parseShardHeader, shardPayloadSize, decodeBufferBytes, shardId, SHARD_HEADER_BYTES, SHARD_VERSION, DEFAULT_K, DEFAULT_M, MAX_K, MAX_M, MAX_BLOCK_BYTES, type ShardHeader, type ErasureOptions } from './erasure.js'
