@@ -5,10 +5,12 @@ import { Command, CommanderError, Option } from 'commander'
 import { spawn } from 'node:child_process'
 import { StubEngine, createSecret, loadCrypto, deriveKeys, toHex, type Stub, type Outcome } from '../stubs/index.js'
 import { resolveHome } from './home.js'
-import { errorLine } from './errors.js'
+import { errorLine, AgentError, AgentCodes } from './errors.js'
 import { humanBytes, count } from './format.js'
 import { runDemo } from './demo.js'
 import { runDhtNode } from './dht-node-cmd.js'
+import { runStart, type StartFlags } from './start-cmd.js'
+import { openCmd, pathCmd, statusCmd, stopCmd } from './client-cmds.js'
 
 export interface CliIO {
   out: (line: string) => void
@@ -94,8 +96,52 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
       })
     })
   }
-  hydrateCmd('hydrate', 'restore files from .f stubs (byte-exact, with mode and mtime), then remove the stubs', false)
-  hydrateCmd('open', 'restore a stubbed file and open it with its default application', true)
+  hydrateCmd('hydrate', 'restore files from .f stubs whose blocks are in this home\'s local store (byte-exact, with mode and mtime), then remove the stubs', false)
+
+  program.command('open')
+    .description('restore stubbed files (through the running agent, or directly from the peers when none runs) and open them with their default application')
+    .argument('<stubs...>', '.f stub files')
+    .addOption(new Option('--no-launch', 'do not open the restored file with its default application'))
+    .option('--bootstrap <host:port,...>', 'DHT nodes to find peers through when no agent runs (default: the agent\'s last setting)')
+    .option('--json', 'one JSON object per file')
+    .action(async (stubs: string[], opts: { launch?: boolean, json?: boolean, bootstrap?: string }) => {
+      exitCode = await openCmd(home(), stubs, { launch: opts.launch !== false, json: opts.json === true, bootstrap: opts.bootstrap }, io)
+    })
+
+  program.command('start')
+    .description('run the agent: watch folders, place their files\' encrypted shards on peers, replace them by .f stubs; serve the donated space to others')
+    .option('--folder <dir...>', 'folders to watch (none: only donate space)')
+    .option('--host <address>', 'IPv4 address to bind (default 0.0.0.0)')
+    .option('--port <port>', 'uTP and TCP port (default 0: any free port)')
+    .option('--dht-port <port>', 'DHT UDP port (default: port+1, or any free port)')
+    .option('--bootstrap <host:port,...>', 'DHT nodes to join through, or "none" (default: the public mainline routers)')
+    .option('--donate <size>', 'space given to other owners, e.g. 10G (default 10 GiB)')
+    .option('--redundancy <k+m>', 'Reed-Solomon data+parity shards per block (default 4+2)')
+    .option('--cache <size>', 'local cache of fetched blocks (default 256 MiB)')
+    .option('--settle <seconds>', 'a file must be unchanged this long before it is ingested (default 2)')
+    .option('--evict-after <seconds>', 'a restored file unchanged this long becomes a stub again unless pinned (default 86400)')
+    .option('--watcher <backend>', 'auto, parcel or chokidar (default auto)')
+    .option('--no-tui', 'plain log lines instead of the dashboard')
+    .action(async (opts: StartFlags) => {
+      await runStart(home(), opts, io)
+    })
+
+  program.command('status')
+    .description('what the running agent is doing: peers, folders, queue, placement, cache')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) => { await statusCmd(home(), opts.json === true, io) })
+
+  for (const [name, text] of [['pin', 'keep files local (restored now if stubbed) and never stub them'], ['unpin', 'let pinned files become stubs again'], ['evict', 'replace restored files by stubs now']] as const) {
+    program.command(name)
+      .description(text)
+      .argument('<paths...>', 'files (or their .f stubs) in watched folders')
+      .option('--json', 'one JSON object per file')
+      .action(async (paths: string[], opts: { json?: boolean }) => { await pathCmd(home(), name, paths, opts.json === true, io) })
+  }
+
+  program.command('stop')
+    .description('stop the running agent')
+    .action(async () => { await stopCmd(home(), io) })
 
   program.command('verify')
     .description('check that every block of each stub is present, intact and decrypts to the recorded hashes')
@@ -143,11 +189,15 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     })
 
   program.command('demo')
-    .description('offline demo: a temporary home and folder of sample files, stubbed, inspected, verified and hydrated')
+    .description('a local swarm on 127.0.0.1 (a DHT bootstrap node, six storage peers) and an agent watching a demo folder: files become .f stubs, one is opened back; Ctrl-C stops')
     .option('--dir <dir>', 'where to build the demo (default: a new temporary directory)')
     .option('--keep', 'keep the demo directory afterwards')
-    .action(async (opts: { dir?: string, keep?: boolean }) => {
-      await runDemo({ dir: opts.dir, keep: opts.keep === true, out: io.out })
+    .option('--exit', 'stop after the walk-through instead of running until Ctrl-C')
+    .option('--peers <n>', 'number of storage peers (default 6)')
+    .action(async (opts: { dir?: string, keep?: boolean, exit?: boolean, peers?: string }) => {
+      const peers = opts.peers === undefined ? undefined : Number(opts.peers)
+      if (peers !== undefined && (!Number.isInteger(peers) || peers < 1 || peers > 32)) throw new AgentError(AgentCodes.USAGE, '--peers must be 1..32')
+      await runDemo({ dir: opts.dir, keep: opts.keep === true, exit: opts.exit === true, peers, out: io.out })
     })
 
   try {

@@ -1,0 +1,356 @@
+// Agent: the daemon. Ties the parts together on one dustbox home: the engine (stubs/), the local
+// index, the transport node that also serves the space this node donates (net/), discovery in the
+// DHT (dht/), placement and fetching of shards, the folder watcher, the ingest queue, eviction of
+// hydrated files, and the control API that the CLI and the dashboard use. Publishes named states
+// on its event bus (`file`, `peer`, `waiting`, `warning`) which the control API streams.
+
+import { EventEmitter } from 'node:events'
+import { promises as fsp } from 'node:fs'
+import { basename, dirname, join, relative, resolve } from 'node:path'
+import { StubEngine, createSecret, loadCrypto, StubError, StubCodes, isStubName, targetNameFor } from '../stubs/index.js'
+import { NetNode, shortId } from '../net/index.js'
+import { Discovery } from '../dht/index.js'
+import { IndexDb } from './index-db.js'
+import { Placement, GRACE_BYTES } from './placement.js'
+import { Fetcher } from './fetcher.js'
+import { PeerKeeper } from './peer-keeper.js'
+import { IngestQueue, isInside, type FileEvent } from './ingest-queue.js'
+import { FolderWatcher } from './watcher.js'
+import { ControlServer } from './control-server.js'
+import { saveConfig, type AgentConfig } from './config.js'
+import { AgentError, AgentCodes, errorLine } from './errors.js'
+import { buildStatus, type AgentStatus } from './status.js'
+
+export const STORE_DIR = 'donated'
+/** How often hydrated files are checked for eviction (at most; a quarter of --evict-after when shorter). */
+export const EVICT_CHECK_MS = 60_000
+/** How often the block cache is trimmed to --cache. */
+export const CACHE_TRIM_MS = 30_000
+
+export interface AgentEvents {
+  ready: []
+  file: [e: FileEvent]
+  peer: [p: { id: string, host?: string, port?: number, state: 'connected' | 'disconnected' }]
+  waiting: [reason: string | null]
+  warning: [w: { code: string, message: string }]
+  close: []
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig
+  engine!: StubEngine
+  db!: IndexDb
+  net!: NetNode
+  discovery: Discovery | null = null
+  placement!: Placement
+  fetcher!: Fetcher
+  peers!: PeerKeeper
+  queue!: IngestQueue
+  watcher: FolderWatcher | null = null
+  control!: ControlServer
+  readonly startedAt = Date.now()
+  private timers = new Set<NodeJS.Timeout>()
+  private readyPromise: Promise<void> | null = null
+  private closePromise: Promise<void> | null = null
+  private stopRequested: (() => void) | null = null
+  readonly stopped: Promise<void>
+
+  constructor (config: AgentConfig) {
+    super()
+    this.config = config
+    this.stopped = new Promise(resolve => { this.stopRequested = resolve })
+  }
+
+  private t (name: string, fallback: number): number {
+    return this.config.tunables[name] ?? fallback
+  }
+
+  private warn (err: unknown): void {
+    const e = err as { code?: string, message?: string }
+    const line = errorLine(err)
+    const i = line.indexOf(': ')
+    this.emit('warning', { code: typeof e.code === 'string' ? e.code : line.slice(0, i), message: line })
+  }
+
+  async ready (): Promise<void> {
+    this.readyPromise ??= this.start()
+    return await this.readyPromise
+  }
+
+  private async start (): Promise<void> {
+    const c = this.config
+    await fsp.mkdir(c.home, { recursive: true, mode: 0o700 })
+    // The control socket first: a second agent on the same home stops here, before binding ports.
+    this.control = new ControlServer({ stateDir: c.home })
+    await this.control.listen()
+    try {
+      const crypto = await loadCrypto()
+      try {
+        await createSecret(crypto, c.home)
+      } catch (err) {
+        if (!(err instanceof StubError && err.code === StubCodes.KEY_EXISTS)) throw err
+      }
+      this.engine = await StubEngine.open({ home: c.home, crypto })
+      this.db = new IndexDb(c.home)
+      for (const f of c.folders) this.db.addFolder(f)
+      const grace = this.t('graceBytes', GRACE_BYTES)
+      let placement: Placement | null = null
+      this.net = new NetNode({
+        identity: this.engine.keys.identity,
+        host: c.host,
+        port: c.port,
+        stateDir: c.home,
+        store: c.donate > 0 ? { dir: join(c.home, STORE_DIR), donatedBytes: c.donate, quota: (owner: string) => (placement?.takenOn(owner) ?? 0) + grace } : null,
+        ...(c.tunables.requestTimeoutMs !== undefined ? { requestTimeoutMs: c.tunables.requestTimeoutMs } : {}),
+        ...(c.tunables.keepaliveMs !== undefined ? { keepaliveMs: c.tunables.keepaliveMs } : {})
+      })
+      this.net.on('warning', w => this.warn(w.error))
+      await this.net.ready()
+      this.placement = placement = new Placement({
+        net: this.net,
+        db: this.db,
+        k: c.k,
+        m: c.m,
+        donatedBytes: c.donate,
+        graceBytes: grace,
+        waitRecheckMs: c.tunables.waitRecheckMs,
+        peerBackoffMs: c.tunables.peerBackoffMs,
+        putTimeoutMs: c.tunables.putTimeoutMs
+      })
+      this.placement.on('waiting', r => this.emit('waiting', r))
+      this.placement.on('warning', e => this.warn(e))
+      this.discovery = new Discovery({
+        identity: this.engine.keys.identity,
+        host: c.host,
+        port: c.dhtPort,
+        ...(c.bootstrap !== undefined ? { bootstrap: c.bootstrap === false ? false : [...c.bootstrap] } : {}),
+        stateDir: c.home,
+        announcePort: this.net.port,
+        pointerKey: this.engine.keys.pointer,
+        dial: async (to, o) => (await this.net.connect({ host: to.host, port: to.port }, { signal: o.signal })).key,
+        ...pick(c.tunables, ['announceIntervalMs', 'lookupIntervalMs', 'lookupMinGapMs', 'announceMinGapMs', 'dialTimeoutMs'])
+      })
+      this.discovery.on('warning', w => this.warn(w.error))
+      this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs })
+      this.discovery.on('peer', p => this.peers.noteAddress(p.publicKey, p.host, p.port))
+      this.net.on('peer', p => this.emit('peer', { id: p.id, state: 'connected' }))
+      this.net.on('peer-close', p => this.emit('peer', { id: p.id, state: 'disconnected' }))
+      this.fetcher = new Fetcher({ net: this.net, db: this.db, crypto, cache: c.cache > 0 ? this.engine.store : null, connect: async (key, signal) => await this.peers.connect(key, signal) })
+      this.queue = new IngestQueue({
+        engine: this.engine,
+        db: this.db,
+        placement: this.placement,
+        concurrency: c.tunables.ingestConcurrency,
+        retryMinMs: c.tunables.retryMinMs,
+        onEvent: e => this.emit('file', e),
+        onWarning: e => this.warn(e)
+      })
+      this.wireControl()
+      await this.discovery.ready()
+      await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
+      if (c.folders.length > 0) await this.startWatching()
+      this.every(Math.min(this.t('evictCheckMs', EVICT_CHECK_MS), Math.max(1000, c.evictAfterMs / 4)), () => this.evictDue())
+      this.every(this.t('cacheTrimMs', CACHE_TRIM_MS), async () => await this.trimCache())
+      this.emit('ready')
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+  }
+
+  private every (ms: number, fn: () => unknown): void {
+    const timer = setInterval(() => {
+      Promise.resolve().then(fn).catch(err => this.warn(err))
+    }, ms)
+    timer.unref()
+    this.timers.add(timer)
+  }
+
+  private async startWatching (): Promise<void> {
+    const c = this.config
+    const w = new FolderWatcher({ folders: [...c.folders], stateDir: c.home, settleMs: c.settleMs, backend: c.watcher })
+    this.watcher = w
+    w.on('warning', e => this.warn(e.error))
+    w.on('file', e => this.queue.add(e.folder, e.path))
+    w.on('removed', e => this.onRemoved(e.folder, e.path))
+    await w.ready()
+    // Reconcile with the index: work left unfinished by the last run, and files the watcher's
+    // snapshot may have marked seen before they were processed.
+    for (const state of ['uploading', 'pending', 'failed', 'waiting'] as const) {
+      for (const row of this.db.filesByState(state)) {
+        const path = join(row.folder, row.rel)
+        if (c.folders.includes(row.folder)) this.queue.add(row.folder, path)
+      }
+    }
+    for (const folder of c.folders) {
+      for await (const f of w.walk(folder)) {
+        const row = this.db.file(folder, relative(folder, f.path))
+        if (row === null || (row.state !== 'hydrated' && (row.size !== f.size || row.mtimeMs !== f.mtimeMs || row.state !== 'stubbed'))) this.queue.add(folder, f.path)
+      }
+    }
+  }
+
+  private onRemoved (folder: string, path: string): void {
+    const row = this.db.file(folder, relative(folder, path))
+    if (row === null) return
+    if (row.state === 'hydrated' || row.state === 'pending' || row.state === 'failed') {
+      this.db.setState(row.id, 'removed')
+      this.emit('file', { folder, path, rel: row.rel, state: 'removed' })
+    }
+  }
+
+  /** Hydrated files unchanged for --evict-after (and not pinned) are stubbed again. */
+  private evictDue (): void {
+    const now = Date.now()
+    for (const row of this.db.filesByState('hydrated', 10_000)) {
+      if (row.pinned) continue
+      const since = Math.max(row.hydratedAt ?? 0, row.mtimeMs)
+      if (now - since >= this.config.evictAfterMs && this.config.folders.includes(row.folder)) this.queue.add(row.folder, join(row.folder, row.rel), 'evict')
+    }
+  }
+
+  /** Drop the least recently used cached blocks until the cache fits --cache. */
+  private async trimCache (): Promise<void> {
+    let over = this.db.cacheBytes() - this.config.cache
+    while (over > 0) {
+      const batch = this.db.cacheOldest(256)
+      if (batch.length === 0) return
+      for (const b of batch) {
+        await this.engine.store.delete(b.blockId).catch(() => {})
+        this.db.cacheDrop(b.blockId)
+        over -= b.size
+        if (over <= 0) return
+      }
+    }
+  }
+
+  /** The watched folder a path is in, or null. */
+  folderOf (path: string): string | null {
+    return this.config.folders.find(f => isInside(path, f)) ?? null
+  }
+
+  /**
+   * Restore a stubbed file: fetch k shards per block from the fastest peers, decode, verify,
+   * decrypt, write (temp, fsync, rename), remove the stub. Progress goes out as `file` events.
+   */
+  async open (stubPath: string, signal?: AbortSignal): Promise<{ path: string, size: number, blocks: number }> {
+    const abs = resolve(stubPath)
+    if (!isStubName(basename(abs))) throw new AgentError(AgentCodes.BAD_PARAMS, `${JSON.stringify(abs)} is not a .f stub`)
+    const folder = this.folderOf(abs) ?? dirname(abs)
+    const r = await this.engine.hydrate(abs, {
+      signal,
+      source: this.fetcher.source({ signal, cacheable: true }),
+      onProgress: p => this.emit('file', { folder, path: p.file, rel: relative(folder, p.file), state: p.state === 'hydrated' ? 'hydrated' : 'hydrating', size: p.total, bytes: p.bytes })
+    })
+    if (this.folderOf(abs) !== null) {
+      const st = await fsp.stat(r.path)
+      const rel = relative(folder, r.path)
+      const id = this.db.touchFile(folder, rel, 'hydrated', st.size, st.mtimeMs)
+      this.db.setHydrated(id, st.size, st.mtimeMs)
+    }
+    return { path: r.path, size: r.size, blocks: r.blocks }
+  }
+
+  /** The index row of a watched path given as the file or its stub. */
+  private rowFor (path: string): { folder: string, rel: string, id: number, state: string, original: string } {
+    const abs = resolve(path)
+    const folder = this.folderOf(abs)
+    if (folder === null) throw new AgentError(AgentCodes.NOT_WATCHED, `${JSON.stringify(abs)} is not in a watched folder`)
+    const name = basename(abs)
+    const original = isStubName(name) ? join(dirname(abs), targetNameFor(name, name.slice(0, -2))) : abs
+    const rel = relative(folder, original)
+    const row = this.db.file(folder, rel)
+    if (row === null) throw new AgentError(AgentCodes.NOT_WATCHED, `${JSON.stringify(abs)} is not known to the agent yet`)
+    return { folder, rel, id: row.id, state: row.state, original }
+  }
+
+  async pin (path: string): Promise<{ path: string, pinned: true, hydrated: boolean }> {
+    const r = this.rowFor(path)
+    this.db.setPinned(r.id, true)
+    let hydrated = false
+    if (r.state === 'stubbed') {
+      const stub = join(dirname(r.original), (await import('../stubs/names.js')).stubNameFor(basename(r.original)))
+      await this.open(stub)
+      hydrated = true
+    }
+    return { path: r.original, pinned: true, hydrated }
+  }
+
+  unpin (path: string): { path: string, pinned: false } {
+    const r = this.rowFor(path)
+    this.db.setPinned(r.id, false)
+    return { path: r.original, pinned: false }
+  }
+
+  async evict (path: string): Promise<{ path: string, queued: boolean }> {
+    const r = this.rowFor(path)
+    const row = this.db.fileById(r.id)!
+    if (row.pinned) throw new AgentError(AgentCodes.BAD_PARAMS, `${JSON.stringify(r.original)} is pinned; unpin it first`)
+    if (row.state === 'stubbed') return { path: r.original, queued: false }
+    this.queue.add(r.folder, r.original, 'evict')
+    return { path: r.original, queued: true }
+  }
+
+  status (): AgentStatus {
+    return buildStatus(this)
+  }
+
+  private wireControl (): void {
+    const s = this.control
+    const str = (p: unknown, name: string): string => {
+      const v = (p as Record<string, unknown> | null)?.[name]
+      if (typeof v !== 'string' || v === '' || v.length > 4096 || v.includes('\0')) throw new AgentError(AgentCodes.BAD_PARAMS, `"${name}" must be a path`)
+      return v
+    }
+    s.handle('status', async () => this.status())
+    s.handle('open', async (p, ctx) => await this.open(str(p, 'path'), ctx.signal))
+    s.handle('pin', async p => await this.pin(str(p, 'path')))
+    s.handle('unpin', async p => this.unpin(str(p, 'path')))
+    s.handle('evict', async p => await this.evict(str(p, 'path')))
+    s.handle('stop', async () => {
+      setImmediate(() => this.stopRequested?.())
+      return { stopping: true }
+    })
+    this.on('file', e => s.publish('file', e))
+    this.on('peer', e => s.publish('peer', e))
+    this.on('waiting', r => s.publish('waiting', { reason: r }))
+    this.on('warning', w => s.publish('warning', w))
+  }
+
+  /** Ask the process running this agent to stop (what the `stop` control call does). */
+  requestStop (): void {
+    this.stopRequested?.()
+  }
+
+  async close (): Promise<void> {
+    this.closePromise ??= (async () => {
+      for (const t of this.timers) clearInterval(t)
+      this.timers.clear()
+      const steps: Array<() => Promise<unknown> | unknown> = [
+        async () => await this.watcher?.close(),
+        async () => await this.queue?.close(),
+        () => this.placement?.close(),
+        () => this.peers?.close(),
+        async () => await this.discovery?.close(),
+        async () => await this.net?.close(),
+        async () => await this.engine?.close(),
+        () => this.db?.close(),
+        async () => await this.control?.close()
+      ]
+      for (const step of steps) {
+        try { await step() } catch (err) { this.warn(err) }
+      }
+      this.stopRequested?.()
+      this.emit('close')
+    })()
+    return await this.closePromise
+  }
+}
+
+function pick (o: Readonly<Record<string, number>>, names: string[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const n of names) if (o[n] !== undefined) out[n] = o[n]
+  return out
+}
+
+export { shortId }

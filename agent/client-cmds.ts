@@ -1,0 +1,121 @@
+// The CLI commands that talk to a running agent through its control API: status, open, pin, unpin,
+// evict, stop. `open` also works with no agent running: it opens the home itself (key, index, a
+// transport node of its own) and fetches the shards from the peers recorded in the index.
+
+import { spawn } from 'node:child_process'
+import { basename, resolve } from 'node:path'
+import { ControlClient } from './control-client.js'
+import { AgentError, AgentCodes } from './errors.js'
+import { humanBytes } from './format.js'
+import type { AgentStatus } from './status.js'
+import { loadConfig } from './config.js'
+import { openStandalone } from './standalone-open.js'
+
+export interface Io { out: (l: string) => void, err: (l: string) => void }
+
+async function tryConnect (home: string): Promise<ControlClient | null> {
+  try {
+    return await ControlClient.connect(home, { timeoutMs: 3000 })
+  } catch (err) {
+    if ((err as { code?: string }).code === AgentCodes.NOT_RUNNING) return null
+    throw err
+  }
+}
+
+async function withAgent<T> (home: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
+  const c = await tryConnect(home)
+  if (c === null) throw new AgentError(AgentCodes.NOT_RUNNING, `no agent is running on ${JSON.stringify(home)} (start one with "dustbox start --home ${home}")`)
+  try { return await fn(c) } finally { await c.close() }
+}
+
+export async function statusCmd (home: string, json: boolean, io: Io): Promise<void> {
+  const s = await withAgent(home, async c => await c.call<AgentStatus>('status'))
+  if (json) { io.out(JSON.stringify(s)); return }
+  const connected = s.peers.filter(p => p.connected)
+  io.out(`agent ${s.identity.slice(0, 16)}…  up ${Math.round(s.uptimeMs / 1000)} s  ${s.host}:${s.port}  DHT udp ${s.dhtPort} (${s.dht.nodes} nodes)`)
+  io.out(`redundancy ${s.redundancy.k}+${s.redundancy.m}  peers ${connected.length} connected, ${connected.filter(p => p.offersSpace).length} offering space`)
+  for (const f of s.folders) {
+    const parts = Object.entries(f.files).map(([state, n]) => `${n} ${state}`)
+    io.out(`folder ${f.path}: ${parts.length === 0 ? 'no files yet' : parts.join(', ')}`)
+  }
+  io.out(`queue ${s.queue.active} active, ${s.queue.pending} pending; ${s.queue.stubbed} stubbed, ${s.queue.failed} failed since start`)
+  io.out(`network: my shards on peers ${humanBytes(s.placement.taken)}; I hold ${humanBytes(s.placement.given)} for others; donating ${humanBytes(s.placement.donated)} (+${humanBytes(s.placement.grace)} grace)`)
+  if (s.placement.waiting !== null) io.out(`WAITING: ${s.placement.waiting}`)
+  io.out(`cache ${humanBytes(s.cache.bytes)} of ${humanBytes(s.cache.limit)}`)
+  for (const p of s.peers.slice(0, 50)) {
+    io.out(`  peer ${p.short} ${p.connected ? 'connected ' : 'offline   '} holds ${humanBytes(p.holdsForMe)} of mine, I hold ${humanBytes(p.iHoldForThem)} of theirs${p.offersSpace ? '' : ', offers no space'}`)
+  }
+}
+
+export function launchDefault (path: string, io: Io): void {
+  const opener = process.platform === 'darwin' ? 'open' : 'xdg-open'
+  try {
+    const child = spawn(opener, [path], { detached: true, stdio: 'ignore' })
+    child.on('error', () => io.err(`note: could not run ${opener}; the file is at ${path}`))
+    child.unref()
+  } catch {
+    io.err(`note: could not run ${opener}; the file is at ${path}`)
+  }
+}
+
+export async function openCmd (home: string, stubs: string[], opts: { launch: boolean, json: boolean, bootstrap?: string }, io: Io): Promise<number> {
+  let code = 0
+  const client = await tryConnect(home)
+  try {
+    for (const s of stubs) {
+      const path = resolve(s)
+      try {
+        let r: { path: string, size: number, blocks: number }
+        if (client !== null) {
+          let last = 0
+          const sub = await client.subscribe(['file'], (_e, d) => {
+            const f = d as { path?: string, state?: string, bytes?: number, size?: number }
+            if (opts.json || f.state !== 'hydrating' || f.size === undefined || f.size === 0) return
+            const pct = Math.floor(100 * (f.bytes ?? 0) / f.size)
+            if (pct >= last + 10) { last = pct; io.err(`  ${basename(f.path ?? '')} ${pct}%`) }
+          })
+          try {
+            r = await client.call('open', { path }, { timeoutMs: 24 * 3600_000 })
+          } finally {
+            await sub.close()
+          }
+        } else {
+          const cfg = await loadConfig(home)
+          r = await openStandalone(home, path, { bootstrap: opts.bootstrap ?? cfg?.bootstrap ?? undefined, onProgress: (done, total) => { if (!opts.json && total > 0) io.err(`  ${Math.floor(100 * done / total)}%`) } })
+        }
+        if (opts.json) io.out(JSON.stringify({ ok: true, stub: path, ...r }))
+        else io.out(`restored ${r.path} (${humanBytes(r.size)})${client === null ? ' [no agent running: fetched directly]' : ''}`)
+        if (opts.launch) launchDefault(r.path, io)
+      } catch (err) {
+        code = 1
+        const e = err as { code?: string, message?: string }
+        const line = typeof e.code === 'string' && e.message?.startsWith(e.code) === true ? e.message : `${AgentCodes.INTERNAL}: ${e.message ?? String(err)}`
+        if (opts.json) io.out(JSON.stringify({ ok: false, stub: path, error: line }))
+        io.err(line)
+      }
+    }
+  } finally {
+    await client?.close()
+  }
+  return code
+}
+
+export async function pathCmd (home: string, method: 'pin' | 'unpin' | 'evict', paths: string[], json: boolean, io: Io): Promise<void> {
+  await withAgent(home, async c => {
+    for (const p of paths) {
+      const r = await c.call<Record<string, unknown>>(method, { path: resolve(p) }, { timeoutMs: 24 * 3600_000 })
+      if (json) io.out(JSON.stringify(r))
+      else if (method === 'pin') io.out(`pinned ${String(r.path)}${r.hydrated === true ? ' (restored)' : ''}: it stays local`)
+      else if (method === 'unpin') io.out(`unpinned ${String(r.path)}: stubbed again after --evict-after without change`)
+      else io.out(r.queued === true ? `evicting ${String(r.path)}: it becomes a stub once its blocks are placed` : `${String(r.path)} is already a stub`)
+    }
+  })
+}
+
+export async function stopCmd (home: string, io: Io): Promise<void> {
+  await withAgent(home, async c => {
+    await c.call('stop')
+    await c.whenClosed().catch(() => {})
+  })
+  io.out('agent stopping')
+}

@@ -1,0 +1,128 @@
+// Fetcher: the BlockSource a hydrate reads through. A block comes from the local cache when it is
+// there; otherwise k of its k+m shards are fetched in parallel from the peers holding them (the
+// fastest first: connected peers, then by measured round-trip time), each checked against its id,
+// then Reed-Solomon decoded and checked against the block id. A peer that fails or sends bad bytes
+// is replaced by the holder of another shard; a block fails only when fewer than k good shards
+// can be had. Fetched blocks of files small enough go into the bounded local cache.
+
+import type { NetNode, Peer } from '../net/index.js'
+import { shardIdOf, shortId } from '../net/index.js'
+import { decodeShards } from '../stubs/erasure.js'
+import type { BlockStore, Crypto } from '../stubs/index.js'
+import { equalBytes } from '../stubs/crypto.js'
+import type { IndexDb, ShardRow } from './index-db.js'
+import { AgentError, AgentCodes } from './errors.js'
+
+export const GET_TIMEOUT_MS = 30_000
+export const CONNECT_TIMEOUT_MS = 10_000
+
+export interface FetcherOptions {
+  readonly net: NetNode
+  readonly db: IndexDb
+  readonly crypto: Crypto
+  /** Local block store used as the cache (null: no cache). */
+  readonly cache: BlockStore | null
+  /** Open a connection to a peer not connected now (by its last address, then the DHT). */
+  readonly connect: (key: Buffer, signal?: AbortSignal) => Promise<Peer>
+  readonly getTimeoutMs?: number
+}
+
+export class Fetcher {
+  private readonly opts: FetcherOptions
+  private readonly rtt = new Map<string, number>()
+  bytesFetched = 0
+
+  constructor (opts: FetcherOptions) {
+    this.opts = opts
+  }
+
+  /** A BlockSource for one operation (`cacheable`: keep what is fetched in the local cache). */
+  source (opts: { signal?: AbortSignal, cacheable?: boolean } = {}): { readInto: (id: Uint8Array, what: string, out: Uint8Array) => Promise<void> } {
+    return { readInto: async (id, what, out) => await this.readInto(id, what, out, opts) }
+  }
+
+  async readInto (id: Uint8Array, what: string, out: Uint8Array, opts: { signal?: AbortSignal, cacheable?: boolean } = {}): Promise<void> {
+    const { db, cache } = this.opts
+    if (cache !== null && await cache.has(id)) {
+      try {
+        await cache.readInto(id, what, out)
+        db.cacheTouch(id, out.byteLength)
+        return
+      } catch {
+        db.cacheDrop(id) // gone or damaged: fetch it
+      }
+    }
+    await this.fetch(id, what, out, opts.signal)
+    if (cache !== null && opts.cacheable === true) {
+      try {
+        await cache.put(id, out)
+        db.cacheTouch(id, out.byteLength)
+      } catch {}
+    }
+  }
+
+  private async peerFor (key: Buffer, signal?: AbortSignal): Promise<Peer> {
+    const p = this.opts.net.peer(key)
+    if (p !== undefined && p.isOpen) return p
+    return await this.opts.connect(key, signal)
+  }
+
+  private order (rows: ShardRow[]): ShardRow[] {
+    const score = (r: ShardRow): number => {
+      const p = this.opts.net.peer(r.peer)
+      const connected = p !== undefined && p.isOpen ? 0 : 1e6
+      return connected + (this.rtt.get(r.peer.toString('hex')) ?? 500) + Math.random()
+    }
+    return rows.map(r => ({ r, s: score(r) })).sort((a, b) => a.s - b.s).map(x => x.r)
+  }
+
+  private async fetch (id: Uint8Array, what: string, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const { db } = this.opts
+    const block = db.block(id)
+    const idHex = Buffer.from(id).toString('hex').slice(0, 12)
+    if (block === null) throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: block ${idHex} is not in this node's index (was the file stubbed by this identity on another machine?)`)
+    if (block.stored !== out.byteLength) throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: block ${idHex} is ${block.stored} bytes in the index, the stub says ${out.byteLength}`)
+    const { k, m } = block
+    const rows = this.order(db.shards(id))
+    const got: Array<Buffer | null> = new Array(k + m).fill(null)
+    const problems: string[] = []
+    let next = 0
+    let have = 0
+    // Each row (a shard index on one peer) is tried once; skip indexes already had.
+    const take = (): ShardRow | null => {
+      while (next < rows.length) {
+        const r = rows[next++]
+        if (got[r.idx] === null) return r
+      }
+      return null
+    }
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (have >= k) return
+        signal?.throwIfAborted()
+        const r = take()
+        if (r === null) return
+        const started = performance.now()
+        try {
+          const peer = await this.peerFor(r.peer, signal)
+          const data = await peer.get(r.shardId, { timeoutMs: this.opts.getTimeoutMs ?? GET_TIMEOUT_MS, signal })
+          if (!equalBytes(shardIdOf(data), r.shardId)) throw new Error('sent bytes that do not hash to the shard id')
+          this.rtt.set(r.peer.toString('hex'), performance.now() - started)
+          if (got[r.idx] === null && have < k) { got[r.idx] = data; have++; this.bytesFetched += data.byteLength }
+        } catch (err) {
+          if (signal?.aborted === true) throw err
+          this.rtt.set(r.peer.toString('hex'), 60_000)
+          if (problems.length < 8) problems.push(`peer ${shortId(r.peer.toString('hex'))} shard ${r.idx}: ${(err as Error).message}`)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: k }, worker))
+    if (have < k) {
+      throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: only ${have} of the ${k} shards needed for block ${idHex} could be fetched (${rows.length} known): ${problems.join('; ') || 'no holder known'}`)
+    }
+    await decodeShards(got, k, m, block.stored, out)
+    if (!equalBytes(this.opts.crypto.hash(out), id)) {
+      throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: block ${idHex} decoded from its shards does not hash to its id`)
+    }
+  }
+}

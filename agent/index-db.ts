@@ -1,0 +1,364 @@
+// IndexDb: the agent's local index, an SQLite database (better-sqlite3) in the state dir: watched
+// folders, files and their versions (with the encoded stub of each), the blocks each version lists,
+// where every shard of every block lives, the peers met, and the block cache. WAL journal with
+// synchronous=FULL: a committed transaction survives a crash or power loss; a file's placement is
+// committed before its stub is written, so a stub on disk always has its shards in the index.
+// The schema is documented in docs/agent.md (§ Local index) and versioned by `user_version`.
+
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { AgentError, AgentCodes } from './errors.js'
+
+export const INDEX_FILE = 'index.sqlite'
+export const SCHEMA_VERSION = 1
+
+export type FileState = 'pending' | 'uploading' | 'waiting' | 'stubbed' | 'hydrated' | 'failed' | 'removed'
+
+export interface FileRow {
+  readonly id: number
+  readonly folder: string
+  readonly rel: string
+  readonly state: FileState
+  readonly versionId: number | null
+  readonly size: number
+  readonly mtimeMs: number
+  readonly pinned: boolean
+  readonly hydratedAt: number | null
+  readonly changedAt: number
+  readonly error: string | null
+}
+
+export interface ShardRow {
+  readonly blockId: Buffer
+  readonly idx: number
+  readonly shardId: Buffer
+  readonly peer: Buffer
+  readonly size: number
+}
+
+export interface BlockRow {
+  readonly id: Buffer
+  readonly stored: number
+  readonly k: number
+  readonly m: number
+}
+
+export interface PeerRow {
+  readonly key: Buffer
+  readonly host: string
+  readonly port: number
+  readonly lastSeen: number
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS folders (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY,
+  folder_id INTEGER NOT NULL REFERENCES folders(id),
+  rel TEXT NOT NULL,
+  state TEXT NOT NULL,
+  version_id INTEGER,
+  size INTEGER NOT NULL DEFAULT 0,
+  mtime_ms REAL NOT NULL DEFAULT 0,
+  pinned INTEGER NOT NULL DEFAULT 0,
+  hydrated_at INTEGER,
+  changed_at INTEGER NOT NULL,
+  error TEXT,
+  UNIQUE (folder_id, rel)
+);
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY,
+  file_id INTEGER NOT NULL REFERENCES files(id),
+  hash BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns TEXT NOT NULL,
+  mode INTEGER NOT NULL,
+  stub BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS versions_file ON versions(file_id);
+CREATE TABLE IF NOT EXISTS version_blocks (
+  version_id INTEGER NOT NULL REFERENCES versions(id),
+  seq INTEGER NOT NULL,
+  block_id BLOB NOT NULL,
+  PRIMARY KEY (version_id, seq)
+);
+CREATE INDEX IF NOT EXISTS version_blocks_block ON version_blocks(block_id);
+CREATE TABLE IF NOT EXISTS blocks (
+  id BLOB PRIMARY KEY,
+  stored INTEGER NOT NULL,
+  k INTEGER NOT NULL,
+  m INTEGER NOT NULL,
+  placed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shards (
+  block_id BLOB NOT NULL REFERENCES blocks(id),
+  idx INTEGER NOT NULL,
+  shard_id BLOB NOT NULL,
+  peer BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  stored_at INTEGER NOT NULL,
+  PRIMARY KEY (block_id, idx, peer)
+);
+CREATE INDEX IF NOT EXISTS shards_peer ON shards(peer);
+CREATE TABLE IF NOT EXISTS peers (
+  key BLOB PRIMARY KEY,
+  host TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cache (
+  block_id BLOB PRIMARY KEY,
+  size INTEGER NOT NULL,
+  used_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_used ON cache(used_at);
+`
+
+interface RawFile { id: number, path: string, rel: string, state: FileState, version_id: number | null, size: number, mtime_ms: number, pinned: number, hydrated_at: number | null, changed_at: number, error: string | null }
+
+function fileRow (r: RawFile): FileRow {
+  return { id: r.id, folder: r.path, rel: r.rel, state: r.state, versionId: r.version_id, size: r.size, mtimeMs: r.mtime_ms, pinned: r.pinned !== 0, hydratedAt: r.hydrated_at, changedAt: r.changed_at, error: r.error }
+}
+
+const FILE_SELECT = 'SELECT f.id, d.path, f.rel, f.state, f.version_id, f.size, f.mtime_ms, f.pinned, f.hydrated_at, f.changed_at, f.error FROM files f JOIN folders d ON d.id = f.folder_id'
+
+export interface NewVersion {
+  readonly hash: Uint8Array
+  readonly size: number
+  readonly mtimeNs: bigint
+  readonly mode: number
+  readonly stub: Uint8Array
+  readonly blocks: readonly Uint8Array[]
+}
+
+export class IndexDb {
+  readonly path: string
+  private readonly db: Database.Database
+  private closed = false
+  private readonly st: Record<string, Database.Statement>
+
+  constructor (stateDir: string, now: () => number = Date.now) {
+    this.path = join(stateDir, INDEX_FILE)
+    this.now = now
+    try {
+      this.db = new Database(this.path)
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = FULL')
+      this.db.pragma('foreign_keys = ON')
+      const version = this.db.pragma('user_version', { simple: true }) as number
+      if (version > SCHEMA_VERSION) {
+        throw new AgentError(AgentCodes.INDEX_FAILED, `${JSON.stringify(this.path)} has schema ${version}, newer than this dustbox (${SCHEMA_VERSION}); upgrade dustbox`)
+      }
+      this.db.exec(SCHEMA)
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
+      const quick = this.db.pragma('quick_check', { simple: true })
+      if (quick !== 'ok') throw new AgentError(AgentCodes.INDEX_FAILED, `${JSON.stringify(this.path)} failed its integrity check: ${String(quick)}`)
+    } catch (err) {
+      if (err instanceof AgentError) throw err
+      throw new AgentError(AgentCodes.INDEX_FAILED, `cannot open the index ${JSON.stringify(this.path)}: ${(err as Error).message}`, { cause: err })
+    }
+    const p = (sql: string): Database.Statement => this.db.prepare(sql)
+    this.st = {
+      folderId: p('SELECT id FROM folders WHERE path = ?'),
+      addFolder: p('INSERT OR IGNORE INTO folders (path, added_at) VALUES (?, ?)'),
+      folders: p('SELECT path FROM folders ORDER BY path'),
+      file: p(`${FILE_SELECT} WHERE d.path = ? AND f.rel = ?`),
+      fileById: p(`${FILE_SELECT} WHERE f.id = ?`),
+      filesIn: p(`${FILE_SELECT} WHERE d.path = ? ORDER BY f.rel`),
+      filesByState: p(`${FILE_SELECT} WHERE f.state = ? ORDER BY f.changed_at LIMIT ?`),
+      upsertFile: p(`INSERT INTO files (folder_id, rel, state, size, mtime_ms, changed_at, error) VALUES (?, ?, ?, ?, ?, ?, NULL)
+        ON CONFLICT (folder_id, rel) DO UPDATE SET state = excluded.state, size = excluded.size, mtime_ms = excluded.mtime_ms, changed_at = excluded.changed_at, error = NULL`),
+      setState: p('UPDATE files SET state = ?, error = ?, changed_at = ? WHERE id = ?'),
+      setHydrated: p('UPDATE files SET state = \'hydrated\', hydrated_at = ?, size = ?, mtime_ms = ?, error = NULL, changed_at = ? WHERE id = ?'),
+      setPinned: p('UPDATE files SET pinned = ? WHERE id = ?'),
+      setVersion: p('UPDATE files SET version_id = ?, state = ?, size = ?, mtime_ms = ?, error = NULL, changed_at = ? WHERE id = ?'),
+      addVersion: p('INSERT INTO versions (file_id, hash, size, mtime_ns, mode, stub, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      version: p('SELECT id, hash, size, mtime_ns, mode, stub FROM versions WHERE id = ?'),
+      versionByHash: p('SELECT id FROM versions WHERE file_id = ? AND hash = ? ORDER BY id DESC LIMIT 1'),
+      addVersionBlock: p('INSERT OR IGNORE INTO version_blocks (version_id, seq, block_id) VALUES (?, ?, ?)'),
+      stateCounts: p('SELECT d.path AS folder, f.state AS state, COUNT(*) AS n, COALESCE(SUM(f.size), 0) AS bytes FROM files f JOIN folders d ON d.id = f.folder_id GROUP BY d.path, f.state'),
+      block: p('SELECT id, stored, k, m FROM blocks WHERE id = ?'),
+      addBlock: p('INSERT OR IGNORE INTO blocks (id, stored, k, m, placed_at) VALUES (?, ?, ?, ?, ?)'),
+      addShard: p('INSERT OR REPLACE INTO shards (block_id, idx, shard_id, peer, size, stored_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      shards: p('SELECT block_id, idx, shard_id, peer, size FROM shards WHERE block_id = ? ORDER BY idx'),
+      bytesOnPeer: p('SELECT COALESCE(SUM(size), 0) AS n FROM shards WHERE peer = ?'),
+      bytesPlaced: p('SELECT COALESCE(SUM(size), 0) AS n FROM shards'),
+      shardsPerPeer: p('SELECT peer, COUNT(*) AS n, SUM(size) AS bytes FROM shards GROUP BY peer'),
+      upsertPeer: p(`INSERT INTO peers (key, host, port, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET host = excluded.host, port = excluded.port, last_seen = excluded.last_seen`),
+      peer: p('SELECT key, host, port, last_seen FROM peers WHERE key = ?'),
+      cacheTouch: p('INSERT INTO cache (block_id, size, used_at) VALUES (?, ?, ?) ON CONFLICT (block_id) DO UPDATE SET used_at = excluded.used_at'),
+      cacheHas: p('SELECT size FROM cache WHERE block_id = ?'),
+      cacheBytes: p('SELECT COALESCE(SUM(size), 0) AS n FROM cache'),
+      cacheOldest: p('SELECT block_id, size FROM cache ORDER BY used_at LIMIT ?'),
+      cacheDrop: p('DELETE FROM cache WHERE block_id = ?')
+    }
+  }
+
+  private readonly now: () => number
+
+  private check (): void {
+    if (this.closed) throw new AgentError(AgentCodes.CLOSED, 'the index is closed')
+  }
+
+  /** Run `fn` in one transaction (all or nothing). */
+  tx<T> (fn: () => T): T {
+    this.check()
+    return this.db.transaction(fn)()
+  }
+
+  addFolder (path: string): number {
+    this.check()
+    this.st.addFolder.run(path, this.now())
+    return (this.st.folderId.get(path) as { id: number }).id
+  }
+
+  folders (): string[] {
+    return (this.st.folders.all() as Array<{ path: string }>).map(r => r.path)
+  }
+
+  file (folder: string, rel: string): FileRow | null {
+    this.check()
+    const r = this.st.file.get(folder, rel) as RawFile | undefined
+    return r === undefined ? null : fileRow(r)
+  }
+
+  fileById (id: number): FileRow | null {
+    const r = this.st.fileById.get(id) as RawFile | undefined
+    return r === undefined ? null : fileRow(r)
+  }
+
+  filesIn (folder: string): FileRow[] {
+    return (this.st.filesIn.all(folder) as RawFile[]).map(fileRow)
+  }
+
+  filesByState (state: FileState, limit = 1_000_000): FileRow[] {
+    return (this.st.filesByState.all(state, limit) as RawFile[]).map(fileRow)
+  }
+
+  /** Create or update a file's row (state, size, mtime); returns its id. */
+  touchFile (folder: string, rel: string, state: FileState, size: number, mtimeMs: number): number {
+    this.check()
+    const folderId = this.addFolder(folder)
+    this.st.upsertFile.run(folderId, rel, state, size, mtimeMs, this.now())
+    return this.file(folder, rel)!.id
+  }
+
+  setState (fileId: number, state: FileState, error: string | null = null): void {
+    this.check()
+    this.st.setState.run(state, error, this.now(), fileId)
+  }
+
+  setHydrated (fileId: number, size: number, mtimeMs: number): void {
+    this.check()
+    this.st.setHydrated.run(this.now(), size, mtimeMs, this.now(), fileId)
+  }
+
+  setPinned (fileId: number, pinned: boolean): void {
+    this.check()
+    this.st.setPinned.run(pinned ? 1 : 0, fileId)
+  }
+
+  /** Record a version of a file (its stub and block list) and make it the current one, in `state`. */
+  addVersion (fileId: number, v: NewVersion, state: FileState, mtimeMs: number): number {
+    return this.tx(() => {
+      const existing = this.st.versionByHash.get(fileId, Buffer.from(v.hash)) as { id: number } | undefined
+      let id: number
+      if (existing !== undefined) {
+        id = existing.id
+      } else {
+        id = Number(this.st.addVersion.run(fileId, Buffer.from(v.hash), v.size, v.mtimeNs.toString(), v.mode, Buffer.from(v.stub), this.now()).lastInsertRowid)
+        v.blocks.forEach((b, seq) => this.st.addVersionBlock.run(id, seq, Buffer.from(b)))
+      }
+      this.st.setVersion.run(id, state, v.size, mtimeMs, this.now(), fileId)
+      return id
+    })
+  }
+
+  version (id: number): { id: number, hash: Buffer, size: number, mtimeNs: bigint, mode: number, stub: Buffer } | null {
+    const r = this.st.version.get(id) as { id: number, hash: Buffer, size: number, mtime_ns: string, mode: number, stub: Buffer } | undefined
+    return r === undefined ? null : { id: r.id, hash: r.hash, size: r.size, mtimeNs: BigInt(r.mtime_ns), mode: r.mode, stub: r.stub }
+  }
+
+  counts (): Array<{ folder: string, state: FileState, n: number, bytes: number }> {
+    return this.st.stateCounts.all() as Array<{ folder: string, state: FileState, n: number, bytes: number }>
+  }
+
+  block (id: Uint8Array): BlockRow | null {
+    this.check()
+    return (this.st.block.get(Buffer.from(id)) as BlockRow | undefined) ?? null
+  }
+
+  /** Record a placed block and its shards (one transaction). */
+  addPlacement (block: { id: Uint8Array, stored: number, k: number, m: number }, shards: readonly ShardRow[]): void {
+    this.tx(() => {
+      const at = this.now()
+      this.st.addBlock.run(Buffer.from(block.id), block.stored, block.k, block.m, at)
+      for (const s of shards) this.st.addShard.run(s.blockId, s.idx, s.shardId, s.peer, s.size, at)
+    })
+  }
+
+  shards (blockId: Uint8Array): ShardRow[] {
+    this.check()
+    return (this.st.shards.all(Buffer.from(blockId)) as Array<{ block_id: Buffer, idx: number, shard_id: Buffer, peer: Buffer, size: number }>)
+      .map(r => ({ blockId: r.block_id, idx: r.idx, shardId: r.shard_id, peer: r.peer, size: r.size }))
+  }
+
+  /** Bytes of my shards a peer holds (what it gives me). */
+  bytesOnPeer (key: Uint8Array): number {
+    return (this.st.bytesOnPeer.get(Buffer.from(key)) as { n: number }).n
+  }
+
+  bytesPlaced (): number {
+    return (this.st.bytesPlaced.get() as { n: number }).n
+  }
+
+  shardsPerPeer (): Array<{ peer: Buffer, n: number, bytes: number }> {
+    return this.st.shardsPerPeer.all() as Array<{ peer: Buffer, n: number, bytes: number }>
+  }
+
+  notePeer (key: Uint8Array, host: string, port: number): void {
+    if (this.closed) return
+    const at = this.now()
+    this.st.upsertPeer.run(Buffer.from(key), host, port, at, at)
+  }
+
+  peer (key: Uint8Array): PeerRow | null {
+    const r = this.st.peer.get(Buffer.from(key)) as { key: Buffer, host: string, port: number, last_seen: number } | undefined
+    return r === undefined ? null : { key: r.key, host: r.host, port: r.port, lastSeen: r.last_seen }
+  }
+
+  cacheTouch (blockId: Uint8Array, size: number): void {
+    if (this.closed) return
+    this.st.cacheTouch.run(Buffer.from(blockId), size, this.now())
+  }
+
+  cacheHas (blockId: Uint8Array): boolean {
+    return this.st.cacheHas.get(Buffer.from(blockId)) !== undefined
+  }
+
+  cacheBytes (): number {
+    return (this.st.cacheBytes.get() as { n: number }).n
+  }
+
+  cacheOldest (limit: number): Array<{ blockId: Buffer, size: number }> {
+    return (this.st.cacheOldest.all(limit) as Array<{ block_id: Buffer, size: number }>).map(r => ({ blockId: r.block_id, size: r.size }))
+  }
+
+  cacheDrop (blockId: Uint8Array): void {
+    this.st.cacheDrop.run(Buffer.from(blockId))
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    try { this.db.pragma('wal_checkpoint(TRUNCATE)') } catch {}
+    this.db.close()
+  }
+}

@@ -1,0 +1,97 @@
+// PeerKeeper: keeps the agent connected to the peers it met. Every proven peer's address goes into
+// the index; a peer whose connection drops is dialled again at its last address with a growing
+// backoff (bounded count of timers, all cleared at close); a peer needed to fetch a shard is found
+// at its last address first and through the DHT (its owner topic) second.
+
+import type { NetNode, Peer } from '../net/index.js'
+import type { Discovery } from '../dht/index.js'
+import type { IndexDb } from './index-db.js'
+import { AgentError, AgentCodes } from './errors.js'
+
+export const RECONNECT_MIN_MS = 2_000
+export const RECONNECT_MAX_MS = 5 * 60_000
+export const CONNECT_TIMEOUT_MS = 10_000
+export const MAX_RECONNECTS = 1024
+
+export interface PeerKeeperOptions {
+  readonly net: NetNode
+  readonly db: IndexDb
+  readonly discovery: Discovery | null
+  readonly reconnectMinMs?: number
+  readonly reconnectMaxMs?: number
+  readonly connectTimeoutMs?: number
+}
+
+export class PeerKeeper {
+  private readonly opts: PeerKeeperOptions
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
+  private closed = false
+
+  constructor (opts: PeerKeeperOptions) {
+    this.opts = opts
+    opts.net.on('peer-close', (p) => this.schedule(p.key))
+    opts.net.on('peer', (p) => {
+      const t = this.timers.get(p.key.toString('hex'))
+      if (t !== undefined) { clearTimeout(t.timer); this.timers.delete(p.key.toString('hex')) }
+    })
+  }
+
+  /** A peer proven at an address (by discovery or by us dialling it). */
+  noteAddress (key: Uint8Array, host: string, port: number): void {
+    this.opts.db.notePeer(key, host, port)
+  }
+
+  private schedule (key: Buffer, delay?: number): void {
+    if (this.closed) return
+    const hex = key.toString('hex')
+    if (this.opts.db.peer(key) === null) return
+    const prev = this.timers.get(hex)
+    if (prev !== undefined) return
+    if (this.timers.size >= MAX_RECONNECTS) return
+    const d = delay ?? (this.opts.reconnectMinMs ?? RECONNECT_MIN_MS)
+    const timer = setTimeout(() => {
+      this.timers.delete(hex)
+      if (this.closed || this.opts.net.peer(key)?.isOpen === true) return
+      this.connect(key).catch(() => {
+        this.schedule(key, Math.min(d * 2, this.opts.reconnectMaxMs ?? RECONNECT_MAX_MS))
+      })
+    }, d)
+    timer.unref()
+    this.timers.set(hex, { timer, delay: d })
+  }
+
+  /** An open connection to this identity: the existing one, its last address, or the DHT. */
+  async connect (key: Buffer, signal?: AbortSignal): Promise<Peer> {
+    const { net, db, discovery } = this.opts
+    const open = net.peer(key)
+    if (open !== undefined && open.isOpen) return open
+    const timeout = AbortSignal.timeout(this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS)
+    const sig = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+    const row = db.peer(key)
+    let lastError: unknown = null
+    if (row !== null) {
+      try {
+        return await net.connect({ host: row.host, port: row.port }, { expect: key, signal: sig })
+      } catch (err) {
+        lastError = err
+      }
+    }
+    if (discovery !== null) {
+      try {
+        const found = await discovery.findPeer(key, { signal, timeoutMs: this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS })
+        for (const e of found) db.notePeer(key, e.host, e.port)
+        const p = net.peer(key)
+        if (p !== undefined && p.isOpen) return p
+      } catch (err) {
+        lastError = err
+      }
+    }
+    throw new AgentError(AgentCodes.FETCH_FAILED, `peer ${key.toString('hex').slice(0, 12)} is unreachable: ${(lastError as Error | null)?.message ?? 'no known address'}`)
+  }
+
+  close (): void {
+    this.closed = true
+    for (const t of this.timers.values()) clearTimeout(t.timer)
+    this.timers.clear()
+  }
+}

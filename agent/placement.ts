@@ -1,0 +1,337 @@
+// Placement: puts each encrypted block on the network as k+m Reed-Solomon shards on k+m distinct
+// storage peers, and records where they went. It picks the least-loaded peers that offer room for
+// this owner, keeps the network busy within a byte budget (the backpressure the ingest feels),
+// replaces a peer that fails a PUT by another one not already holding a shard of that block, waits
+// (saying why) while fewer than k+m peers can take a shard, refuses to take more from the network
+// than this node gives plus a grace allowance, and reads a sample back before a file may be stubbed.
+
+import { EventEmitter } from 'node:events'
+import { randomInt } from 'node:crypto'
+import type { NetNode, Peer } from '../net/index.js'
+import { shardIdOf, shortId } from '../net/index.js'
+import { encodeShards } from '../stubs/erasure.js'
+import { Semaphore } from '../stubs/semaphore.js'
+import { equalBytes } from '../stubs/crypto.js'
+import type { IndexDb, ShardRow } from './index-db.js'
+import { AgentError, AgentCodes } from './errors.js'
+import { humanBytes } from './format.js'
+
+/** Bytes of shards being uploaded at once: the ingest waits when the network is this far behind. */
+export const UPLOAD_BUDGET_BYTES = 96 * 1024 * 1024
+/** Attempts to place one shard (each on a different peer) before the block fails. */
+export const PUT_ATTEMPTS = 6
+export const PUT_TIMEOUT_MS = 60_000
+/** A peer that failed a PUT is not chosen again for this long. */
+export const PEER_BACKOFF_MS = 30_000
+/** How often a placement waiting for peers looks again (it also wakes on any peer change). */
+export const WAIT_RECHECK_MS = 2_000
+/** Bytes a new owner may take from the network beyond what it gives (docs/agent.md § Fair exchange). */
+export const GRACE_BYTES = 1024 * 1024 * 1024
+export const SPACE_REFRESH_MS = 60_000
+
+export interface PlacementOptions {
+  readonly net: NetNode
+  readonly db: IndexDb
+  readonly k: number
+  readonly m: number
+  /** What this node donates to others; it takes from the network at most this plus grace. */
+  readonly donatedBytes: number
+  readonly graceBytes?: number
+  readonly uploadBudgetBytes?: number
+  readonly putTimeoutMs?: number
+  readonly peerBackoffMs?: number
+  readonly waitRecheckMs?: number
+  readonly spaceRefreshMs?: number
+}
+
+interface PeerInfo {
+  /** Room this peer says it has for me (quota for me minus what I use), as of its last reply. */
+  free: number
+  offers: boolean
+  spaceAt: number
+  backoffUntil: number
+  failures: number
+  /** Bytes of my shards in flight to it. */
+  inflight: number
+}
+
+export interface PlacementEvents {
+  waiting: [reason: string | null]
+  placed: [p: { blockId: Uint8Array, bytes: number }]
+  warning: [err: AgentError]
+}
+
+export class Placement extends EventEmitter<PlacementEvents> {
+  readonly k: number
+  readonly m: number
+  private readonly net: NetNode
+  private readonly db: IndexDb
+  private readonly opts: PlacementOptions
+  private readonly budget: Semaphore
+  private readonly info = new Map<string, PeerInfo>()
+  private readonly inflight = new Map<string, Promise<void>>()
+  private readonly wakers = new Set<() => void>()
+  private pendingBytes = 0
+  /** Bytes of my shards in the index, in total and by peer (kept in memory, read once at start). */
+  private placedBytes: number
+  private readonly onPeer = new Map<string, number>()
+  private waitingReason: string | null = null
+  /** Bytes of shards sent to peers since start (new shards only). */
+  bytesSent = 0
+  shardsSent = 0
+
+  constructor (opts: PlacementOptions) {
+    super()
+    this.opts = opts
+    this.net = opts.net
+    this.db = opts.db
+    this.k = opts.k
+    this.m = opts.m
+    this.budget = new Semaphore(opts.uploadBudgetBytes ?? UPLOAD_BUDGET_BYTES)
+    this.placedBytes = 0
+    for (const r of this.db.shardsPerPeer()) {
+      this.onPeer.set(r.peer.toString('hex'), r.bytes)
+      this.placedBytes += r.bytes
+    }
+    this.net.on('peer', p => { void this.refresh(p).finally(() => this.wake()) })
+    this.net.on('peer-close', () => this.wake())
+  }
+
+  /** Why placement cannot go on right now, or null. */
+  get reason (): string | null { return this.waitingReason }
+
+  private wake (): void {
+    for (const w of [...this.wakers]) w()
+  }
+
+  private infoOf (p: Peer): PeerInfo {
+    const hex = p.key.toString('hex')
+    let i = this.info.get(hex)
+    if (i === undefined) {
+      i = { free: 0, offers: false, spaceAt: 0, backoffUntil: 0, failures: 0, inflight: 0 }
+      this.info.set(hex, i)
+    }
+    return i
+  }
+
+  /** Ask a peer how much room it offers me. */
+  async refresh (p: Peer): Promise<void> {
+    const i = this.infoOf(p)
+    try {
+      const s = await p.space({ timeoutMs: 10_000 })
+      i.free = Math.max(0, Number(s.quotaForYou - s.usedByYou))
+      i.offers = s.donated > 0n && s.maxShard > 0
+      i.spaceAt = Date.now()
+    } catch {
+      i.spaceAt = Date.now()
+    }
+  }
+
+  /** Open peers with room for a shard of `size` bytes, least loaded first. */
+  eligible (size: number, exclude: ReadonlySet<string> = new Set()): Peer[] {
+    const now = Date.now()
+    const out: Array<{ p: Peer, load: number }> = []
+    for (const p of this.net.peers()) {
+      if (!p.isOpen) continue
+      const hex = p.key.toString('hex')
+      if (exclude.has(hex)) continue
+      const i = this.infoOf(p)
+      if (i.spaceAt === 0 || now - i.spaceAt > (this.opts.spaceRefreshMs ?? SPACE_REFRESH_MS)) void this.refresh(p).finally(() => this.wake())
+      if (!i.offers || i.backoffUntil > now || i.free - i.inflight < size) continue
+      out.push({ p, load: i.inflight + (this.onPeer.get(hex) ?? 0) + randomInt(1024) })
+    }
+    return out.sort((a, b) => a.load - b.load).map(x => x.p)
+  }
+
+  /** `own`: bytes of the asking placement already counted in pendingBytes. */
+  private reasonFor (size: number, own: number): string | null {
+    const n = this.k + this.m
+    const limit = this.opts.donatedBytes + (this.opts.graceBytes ?? GRACE_BYTES)
+    const taken = this.placedBytes + this.pendingBytes - own
+    if (taken + size * n > limit) {
+      return `fair exchange: storing ${humanBytes(size * n)} more would take ${humanBytes(taken + size * n)} from peers, more than the ${humanBytes(this.opts.donatedBytes)} this node donates plus ${humanBytes(this.opts.graceBytes ?? GRACE_BYTES)} grace; donate more space (--donate)`
+    }
+    const open = this.net.peers().filter(p => p.isOpen).length
+    const ok = this.eligible(size).length
+    if (ok < n) return `waiting for peers: ${ok} of ${open} connected peers can take a shard, ${n} are needed for ${this.k}+${this.m} redundancy`
+    return null
+  }
+
+  private setReason (r: string | null): void {
+    if (r === this.waitingReason) return
+    this.waitingReason = r
+    this.emit('waiting', r)
+  }
+
+  /** Sleep until a peer change or one recheck period. */
+  private async nap (signal?: AbortSignal): Promise<void> {
+    await new Promise<void>(resolve => {
+      const done = (): void => { clearTimeout(t); this.wakers.delete(done); signal?.removeEventListener('abort', done); resolve() }
+      const t = setTimeout(done, this.opts.waitRecheckMs ?? WAIT_RECHECK_MS)
+      this.wakers.add(done)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  /** Wait until k+m peers can take a shard of `size` bytes (and fair exchange allows it). */
+  private async waitForRoom (size: number, own: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted()
+      const r = this.reasonFor(size, own)
+      this.setReason(r)
+      if (r === null) return
+      await this.nap(signal)
+    }
+  }
+
+  /** True when the index already has this block at full redundancy. */
+  isPlaced (id: Uint8Array): boolean {
+    return this.db.block(id) !== null
+  }
+
+  /**
+   * Begin placing one encrypted block: encodes its shards (the caller may reuse `block` once this
+   * resolves) and waits for room in the upload budget (the backpressure), then uploads in the
+   * background. Resolves with `{ done }`, a promise of the upload (wrapped: an async function
+   * would adopt it), settled once all k+m shards are acknowledged and recorded. A block already
+   * placed, or being placed, is not placed twice.
+   */
+  async start (id: Uint8Array, block: Uint8Array, signal?: AbortSignal): Promise<{ done: Promise<void> }> {
+    if (this.isPlaced(id)) return { done: Promise.resolve() }
+    const hex = Buffer.from(id).toString('hex')
+    const running = this.inflight.get(hex)
+    if (running !== undefined) return { done: running }
+    let settle!: (p: Promise<void>) => void
+    const upload = new Promise<void>(resolve => { settle = resolve as (p: Promise<void>) => void }).finally(() => this.inflight.delete(hex))
+    upload.catch(() => {}) // the caller awaits it; a failure must not count as unhandled meanwhile
+    this.inflight.set(hex, upload)
+    let total = 0
+    let taken = 0
+    try {
+      const shards = await encodeShards(block, this.k, this.m)
+      total = shards[0].byteLength * shards.length
+      this.pendingBytes += total
+      taken = await this.budget.acquire(total)
+      const stored = block.byteLength
+      settle(this.upload(id, stored, shards, total, signal).finally(() => {
+        this.budget.release(taken)
+        this.pendingBytes -= total
+      }))
+    } catch (err) {
+      if (taken > 0) this.budget.release(taken)
+      this.pendingBytes -= total
+      settle(Promise.reject(err))
+    }
+    return { done: upload }
+  }
+
+  /** Place one encrypted block and wait until it is placed. */
+  async place (id: Uint8Array, block: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await (await this.start(id, block, signal)).done
+  }
+
+  private async upload (id: Uint8Array, stored: number, shards: Buffer[], total: number, signal?: AbortSignal): Promise<void> {
+    const size = shards[0].byteLength
+    const n = shards.length
+    let chosen: Peer[] = []
+    // Peers may go away between the wait and the choice: wait again (bounded by the caller's signal).
+    while (chosen.length < n) {
+      await this.waitForRoom(size, total, signal)
+      chosen = this.eligible(size).slice(0, n)
+    }
+    const used = new Set<string>()
+    for (const p of chosen) used.add(p.key.toString('hex'))
+    const rows = await Promise.all(shards.map(async (shard, idx) => await this.putShard(id, idx, shard, chosen[idx], used, signal)))
+    this.db.addPlacement({ id, stored, k: this.k, m: this.m }, rows)
+    for (const r of rows) {
+      const hex = r.peer.toString('hex')
+      this.onPeer.set(hex, (this.onPeer.get(hex) ?? 0) + r.size)
+      this.placedBytes += r.size
+    }
+    this.emit('placed', { blockId: id, bytes: total })
+  }
+
+  private async putShard (blockId: Uint8Array, idx: number, shard: Buffer, first: Peer, used: Set<string>, signal?: AbortSignal): Promise<ShardRow> {
+    const shardId = shardIdOf(shard)
+    let peer: Peer | undefined = first
+    let lastError: unknown = null
+    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+      signal?.throwIfAborted()
+      if (peer === undefined) {
+        await this.nap(signal)
+        peer = this.eligible(shard.byteLength, used)[0]
+        if (peer === undefined) continue
+        used.add(peer.key.toString('hex'))
+      }
+      const i = this.infoOf(peer)
+      i.inflight += shard.byteLength
+      try {
+        const r = await peer.put(shardId, shard, { timeoutMs: this.opts.putTimeoutMs ?? PUT_TIMEOUT_MS, signal })
+        i.free = Math.max(0, Number(r.quotaForYou - r.usedByYou))
+        i.failures = 0
+        if (r.stored) { this.bytesSent += shard.byteLength; this.shardsSent++ }
+        return { blockId: Buffer.from(blockId), idx, shardId, peer: peer.key, size: shard.byteLength }
+      } catch (err) {
+        if (signal?.aborted === true) throw err
+        lastError = err
+        const hex = peer.key.toString('hex')
+        const replaced = this.net.peer(peer.key)
+        if (replaced !== undefined && replaced !== peer && replaced.isOpen) {
+          // The connection was replaced (both sides dialled at once): same peer, new connection.
+          peer = replaced
+          continue
+        }
+        // It holds no shard of this block: it may be chosen again for this one once its backoff ends.
+        used.delete(hex)
+        i.failures++
+        i.backoffUntil = Date.now() + (this.opts.peerBackoffMs ?? PEER_BACKOFF_MS)
+        this.emit('warning', new AgentError(AgentCodes.PLACEMENT_FAILED, `peer ${shortId(peer.id)} refused shard ${idx} of block ${Buffer.from(blockId).toString('hex').slice(0, 12)}: ${(err as Error).message}`))
+        peer = undefined
+      } finally {
+        i.inflight -= shard.byteLength
+      }
+    }
+    throw new AgentError(AgentCodes.PLACEMENT_FAILED, `shard ${idx} of block ${Buffer.from(blockId).toString('hex').slice(0, 12)} could not be placed after ${PUT_ATTEMPTS} attempts: ${(lastError as Error | null)?.message ?? 'no peer'}`, { cause: lastError })
+  }
+
+  /**
+   * Read one random shard of one of these blocks back from the peer holding it and check its
+   * bytes hash to its id; another shard is tried when a peer does not answer.
+   */
+  async readBack (blockIds: readonly Uint8Array[], signal?: AbortSignal): Promise<void> {
+    if (blockIds.length === 0) return
+    const blockId = blockIds[randomInt(blockIds.length)]
+    const rows = this.db.shards(blockId)
+    if (rows.length === 0) throw new AgentError(AgentCodes.PLACEMENT_FAILED, `block ${Buffer.from(blockId).toString('hex').slice(0, 12)} has no shards in the index`)
+    const start = randomInt(rows.length)
+    let lastError: unknown = null
+    for (let j = 0; j < rows.length; j++) {
+      signal?.throwIfAborted()
+      const row = rows[(start + j) % rows.length]
+      const peer = this.net.peer(row.peer)
+      if (peer === undefined || !peer.isOpen) { lastError = new Error('peer not connected'); continue }
+      try {
+        const data = await peer.get(row.shardId, { timeoutMs: this.opts.putTimeoutMs ?? PUT_TIMEOUT_MS, signal })
+        if (!equalBytes(shardIdOf(data), row.shardId)) throw new Error('the bytes read back do not hash to the shard id')
+        return
+      } catch (err) {
+        if (signal?.aborted === true) throw err
+        lastError = err
+      }
+    }
+    throw new AgentError(AgentCodes.PLACEMENT_FAILED, `read-back of block ${Buffer.from(blockId).toString('hex').slice(0, 12)} failed: ${(lastError as Error | null)?.message ?? 'no shard'}`)
+  }
+
+  /** What this node takes from the network (bytes of its shards on peers), in total and on one peer. */
+  get taken (): number { return this.placedBytes }
+  takenOn (keyHex: string): number { return this.onPeer.get(keyHex) ?? 0 }
+
+  peerInfo (): Map<string, Readonly<PeerInfo>> {
+    return this.info
+  }
+
+  close (): void {
+    this.wake()
+    this.removeAllListeners('waiting')
+  }
+}

@@ -1,0 +1,76 @@
+// Test swarm: a real `dustbox dht-node` and n storage peers (child processes, on 127.0.0.1), plus
+// an owner agent watching folders, all in one temp dir, torn down with t.after. Helpers to read
+// the owner's status and wait (bounded) for a condition on it.
+
+import type { TestContext } from 'node:test'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { LocalSwarm, agentStatus, sleep, type SwarmChild } from '../../agent/swarm.js'
+import type { AgentStatus } from '../../agent/status.js'
+import { ControlClient } from '../../agent/control-client.js'
+import { tempDir } from './fixtures.js'
+
+export interface TestSwarm {
+  readonly swarm: LocalSwarm
+  readonly base: string
+  readonly peers: SwarmChild[]
+  owner: SwarmChild | null
+  readonly ownerHome: string
+  startOwner: (folders: string[], extraArgs?: string[], tunables?: Record<string, number>) => Promise<SwarmChild>
+  status: () => Promise<AgentStatus>
+  /** Poll the owner's status until `pred` holds (or fail after timeoutMs with the last status). */
+  waitFor: (what: string, pred: (s: AgentStatus) => boolean, timeoutMs?: number) => Promise<AgentStatus>
+  call: <T>(method: string, params?: Record<string, unknown>) => Promise<T>
+}
+
+export async function testSwarm (t: TestContext, opts: { peers: number, donate?: string }): Promise<TestSwarm> {
+  const base = await tempDir(t, 'dustbox-swarm-')
+  const swarm = new LocalSwarm(base)
+  t.after(async () => await swarm.close())
+  await swarm.startBootstrap()
+  const peers = await swarm.startPeers(opts.peers, { donate: opts.donate })
+  const ownerHome = join(base, 'owner')
+  const ts: TestSwarm = {
+    swarm,
+    base,
+    peers,
+    owner: null,
+    ownerHome,
+    startOwner: async (folders, extraArgs = [], tunables = {}) => {
+      ts.owner = await swarm.startAgent({ name: 'owner', home: ownerHome, folders, extraArgs: ['--settle', '0.3', ...extraArgs], tunables })
+      return ts.owner
+    },
+    status: async () => await agentStatus(ownerHome),
+    waitFor: async (what, pred, timeoutMs = 60_000) => {
+      const deadline = Date.now() + timeoutMs
+      let last: AgentStatus | null = null
+      while (Date.now() < deadline) {
+        if (ts.owner !== null && ts.owner.proc.exitCode !== null) throw new Error(`owner exited while waiting for ${what}: ${ts.owner.output.slice(-8).join(' | ')}`)
+        try { last = await ts.status() } catch {}
+        if (last !== null && pred(last)) return last
+        await sleep(200)
+      }
+      throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 1500)}; owner log: ${ts.owner?.output.slice(-10).join(' | ')}`)
+    },
+    call: async <T>(method: string, params: Record<string, unknown> = {}): Promise<T> => {
+      const c = await ControlClient.connect(ownerHome, { timeoutMs: 3000 })
+      try { return await c.call<T>(method, params, { timeoutMs: 300_000 }) } finally { await c.close() }
+    }
+  }
+  return ts
+}
+
+/** Files and sizes under a dir (recursively), and the sum of their allocated bytes. */
+export async function diskUsage (dir: string): Promise<number> {
+  let n = 0
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) n += await diskUsage(p)
+    else if (e.isFile()) n += (await fsp.stat(p)).blocks * 512
+  }
+  return n
+}
+
+export function stubbedCount (s: AgentStatus): number {
+  return s.folders.reduce((n, f) => n + (f.files.stubbed ?? 0), 0)
+}
