@@ -141,9 +141,10 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     await this.ledger.load()
     const host = this.opts.host ?? '0.0.0.0'
     const want = this.opts.port ?? 0
-    const list = [...this.transports.values()]
     let lastErr: unknown
     for (let attempt = 0; attempt < (want === 0 ? 8 : 1); attempt++) {
+      // Fresh transports on each attempt (a failed attempt closed the last ones).
+      const list = [...this.transports.values()]
       let port = want
       try {
         for (const t of list) {
