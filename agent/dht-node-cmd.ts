@@ -5,6 +5,7 @@
 import { join } from 'node:path'
 import { DhtNode, parseBootstrap, PUBLIC_BOOTSTRAP, DEFAULT_DHT_PORT } from '../dht/index.js'
 import { AgentError, AgentCodes } from './errors.js'
+import { exitWithParent } from './start-cmd.js'
 
 export interface DhtNodeCmdOptions {
   readonly home: string
@@ -31,6 +32,7 @@ export async function runDhtNode (o: DhtNodeCmdOptions): Promise<void> {
   const onSignal = (): void => stop.abort()
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
+  const unwatch = exitWithParent(onSignal)
   o.signal?.addEventListener('abort', onSignal, { once: true })
   try {
     await node.ready()
@@ -43,6 +45,7 @@ export async function runDhtNode (o: DhtNodeCmdOptions): Promise<void> {
   } finally {
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
+    unwatch()
     await node.close()
   }
 }

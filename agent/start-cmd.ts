@@ -78,6 +78,7 @@ export async function runStart (home: string, flags: StartFlags, io: { out: (l: 
   const stop = (): void => agent.requestStop()
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  const unwatch = exitWithParent(stop)
   try {
     await agent.ready()
     const s = agent.status()
@@ -88,6 +89,22 @@ export async function runStart (home: string, flags: StartFlags, io: { out: (l: 
   } finally {
     process.removeListener('SIGINT', stop)
     process.removeListener('SIGTERM', stop)
+    unwatch()
     await agent.close()
+  }
+}
+
+/** With DUSTBOX_EXIT_WITH_PARENT=1 (a LocalSwarm child), stop when stdin closes: the parent died. */
+export function exitWithParent (stop: () => void): () => void {
+  if (process.env.DUSTBOX_EXIT_WITH_PARENT !== '1') return () => {}
+  process.stdin.on('end', stop)
+  process.stdin.on('close', stop)
+  process.stdin.on('error', stop)
+  process.stdin.resume()
+  // Undo: stop reading so the process can exit.
+  return () => {
+    process.stdin.removeListener('end', stop)
+    process.stdin.removeListener('close', stop)
+    process.stdin.destroy()
   }
 }

@@ -56,7 +56,8 @@ export class LocalSwarm {
   }
 
   private spawnChild (name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}): SwarmChild {
-    const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    // stdin stays open as a lifeline: the child stops when it closes (this process died).
+    const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DUSTBOX_EXIT_WITH_PARENT: '1', ...env } })
     const output: string[] = []
     const keep = (b: Buffer): void => {
       for (const line of b.toString('utf8').split('\n')) if (line !== '' && output.length < 2000) output.push(line)

@@ -104,8 +104,8 @@ test('a corrupt secret file is a clear error', async t => {
   assert.match(open.err, /^KEY_INVALID: .*accessible by group or others.*chmod 600/)
 })
 
-test('the offline demo runs', () => {
-  const r = dustbox(['demo'])
+test('the swarm demo runs (a DHT node, six peers and an agent on 127.0.0.1) and opens a stub back', () => {
+  const r = dustbox(['demo', '--exit'])
   assert.equal(r.code, 0, r.err)
   assert.match(r.out, /byte-exact: yes/)
 })
