@@ -2,7 +2,7 @@
 // or every known bench when none is named. An unknown name or flag prints one USAGE line, exit 2.
 // Benches print their table to stdout and end with a one-line JSON summary; progress goes to stderr.
 
-const KNOWN = ['ingest', 'transport', 'dht', 'erasure'] as const
+const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'e2e'] as const
 type BenchName = typeof KNOWN[number]
 
 async function load (name: BenchName): Promise<() => Promise<void>> {
@@ -11,6 +11,7 @@ async function load (name: BenchName): Promise<() => Promise<void>> {
     case 'transport': return (await import('./transport.js')).runTransportBench
     case 'dht': return (await import('./dht.js')).runDhtBench
     case 'erasure': return (await import('./erasure.js')).runErasureBench
+    case 'e2e': return (await import('./e2e.js')).runE2eBench
   }
 }
 
