@@ -2,7 +2,6 @@
 // maps every failure to one stderr line `CODE: message` and a non-zero exit code.
 
 import { Command, CommanderError, Option } from 'commander'
-import { spawn } from 'node:child_process'
 import { StubEngine, createSecret, loadCrypto, deriveKeys, toHex, type Stub, type Outcome } from '../stubs/index.js'
 import { resolveHome } from './home.js'
 import { errorLine, AgentError, AgentCodes } from './errors.js'
@@ -82,21 +81,15 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
       })
     })
 
-  const hydrateCmd = (name: string, description: string, launch: boolean): void => {
-    const cmd = program.command(name)
-      .description(description)
-      .argument('<stubs...>', '.f stub files')
-      .option('--json', 'one JSON object per file')
-    if (launch) cmd.addOption(new Option('--no-launch', 'do not open the restored file with its default application'))
-    cmd.action(async (stubs: string[], opts: { json?: boolean, launch?: boolean }) => {
+  program.command('hydrate')
+    .description('restore files from .f stubs whose blocks are in this home\'s local store (byte-exact, with mode and mtime), then remove the stubs')
+    .argument('<stubs...>', '.f stub files')
+    .option('--json', 'one JSON object per file')
+    .action(async (stubs: string[], opts: { json?: boolean }) => {
       await withEngine(async e => {
-        const outcomes = await e.hydrateMany(stubs)
-        report(outcomes, opts.json === true, r => `hydrated ${r.stubPath} -> ${r.path} (${humanBytes(r.size)})`)
-        if (launch && opts.launch !== false) for (const o of outcomes) if (o.ok) launchDefault(o.result.path)
+        report(await e.hydrateMany(stubs), opts.json === true, r => `hydrated ${r.stubPath} -> ${r.path} (${humanBytes(r.size)})`)
       })
     })
-  }
-  hydrateCmd('hydrate', 'restore files from .f stubs whose blocks are in this home\'s local store (byte-exact, with mode and mtime), then remove the stubs', false)
 
   program.command('open')
     .description('restore stubbed files (through the running agent, or directly from the peers when none runs) and open them with their default application')
@@ -225,13 +218,3 @@ function stubView (stub: Stub, authenticated: boolean): { name: string, size: nu
     blocks: stub.blocks.map(b => ({ id: toHex(b.id), ph: toHex(b.ph), size: b.size, stored: b.stored }))
   }
 }
-
-function launchDefault (path: string): void {
-  const opener = process.platform === 'darwin' ? 'open' : 'xdg-open'
-  try {
-    const child = spawn(opener, [path], { detached: true, stdio: 'ignore' })
-    child.on('error', () => {})
-    child.unref()
-  } catch {}
-}
-
