@@ -19,18 +19,24 @@ import { FolderWatcher } from './watcher.js'
 import { ControlServer } from './control-server.js'
 import { saveConfig, type AgentConfig } from './config.js'
 import { AgentError, AgentCodes, errorLine } from './errors.js'
-import { buildStatus, type AgentStatus } from './status.js'
+import { buildStatus, type AgentStatus, type HealthStatus } from './status.js'
+import { Activity } from './activity.js'
+import type { FileRow } from './index-db.js'
 
 export const STORE_DIR = 'donated'
 /** How often hydrated files are checked for eviction (at most; a quarter of --evict-after when shorter). */
 export const EVICT_CHECK_MS = 60_000
 /** How often the block cache is trimmed to --cache. */
 export const CACHE_TRIM_MS = 30_000
+/** Health (files by reachable redundancy) is recomputed at most this often, or when a peer comes or goes. */
+export const HEALTH_CACHE_MS = 5_000
+/** Most rows one `files` control call returns. */
+export const MAX_FILES_PAGE = 500
 
 export interface AgentEvents {
   ready: []
   file: [e: FileEvent]
-  peer: [p: { id: string, host?: string, port?: number, state: 'connected' | 'disconnected' }]
+  peer: [p: { id: string, short: string, host?: string, port?: number, state: 'connected' | 'disconnected' }]
   waiting: [reason: string | null]
   warning: [w: { code: string, message: string }]
   close: []
@@ -49,6 +55,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   watcher: FolderWatcher | null = null
   control!: ControlServer
   readonly startedAt = Date.now()
+  readonly activity = new Activity()
+  private healthCache: HealthStatus | null = null
   private timers = new Set<NodeJS.Timeout>()
   private readyPromise: Promise<void> | null = null
   private closePromise: Promise<void> | null = null
@@ -133,8 +141,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.discovery.on('warning', w => this.warn(w.error))
       this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs })
       this.discovery.on('peer', p => this.peers.noteAddress(p.publicKey, p.host, p.port))
-      this.net.on('peer', p => this.emit('peer', { id: p.id, state: 'connected' }))
-      this.net.on('peer-close', p => this.emit('peer', { id: p.id, state: 'disconnected' }))
+      this.net.on('peer', p => {
+        this.healthCache = null
+        p.ping().catch(() => {}) // a first RTT now, not at the first keepalive
+        this.emit('peer', { id: p.id, short: p.key.toString('hex').slice(0, 8), host: p.remote.host, port: p.remote.port, state: 'connected' })
+      })
+      this.net.on('peer-close', p => {
+        this.healthCache = null
+        this.activity.onPeerClosed(p.bytesIn, p.bytesOut)
+        this.emit('peer', { id: p.id, short: p.key.toString('hex').slice(0, 8), state: 'disconnected' })
+      })
       this.fetcher = new Fetcher({ net: this.net, db: this.db, crypto, cache: c.cache > 0 ? this.engine.store : null, connect: async (key, signal) => await this.peers.connect(key, signal) })
       this.queue = new IngestQueue({
         engine: this.engine,
@@ -145,6 +161,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         onEvent: e => this.emit('file', e),
         onWarning: e => this.warn(e)
       })
+      this.on('file', e => this.activity.onFile(e))
       this.wireControl()
       await this.discovery.ready()
       await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
@@ -295,6 +312,30 @@ export class Agent extends EventEmitter<AgentEvents> {
     return buildStatus(this)
   }
 
+  /** Placed files by the redundancy reachable now (cached for HEALTH_CACHE_MS; a peer event drops it). */
+  health (): HealthStatus {
+    const now = Date.now()
+    const c = this.healthCache
+    if (c !== null && now - c.checkedAt < this.t('healthCacheMs', HEALTH_CACHE_MS)) return c
+    const live = this.net.peers().filter(p => p.isOpen).map(p => p.key)
+    this.healthCache = { ...this.db.health(live), repairing: 0, checkedAt: now }
+    return this.healthCache
+  }
+
+  /** A page of watched files for the dashboard: `{folder?, filter?, offset?, limit?}`. */
+  files (p: Record<string, unknown>): { total: number, offset: number, rows: Array<Pick<FileRow, 'folder' | 'rel' | 'state' | 'size' | 'pinned' | 'error'>> } {
+    const folder = p.folder
+    const filter = p.filter
+    const offset = p.offset ?? 0
+    const limit = p.limit ?? 100
+    if (folder !== undefined && (typeof folder !== 'string' || !this.config.folders.includes(folder))) throw new AgentError(AgentCodes.NOT_WATCHED, `"folder" ${JSON.stringify(String(folder).slice(0, 200))} is not a watched folder`)
+    if (filter !== undefined && (typeof filter !== 'string' || filter.length > 1024)) throw new AgentError(AgentCodes.BAD_PARAMS, '"filter" must be a string of at most 1024 characters')
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new AgentError(AgentCodes.BAD_PARAMS, '"offset" must be a non-negative integer')
+    if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_FILES_PAGE) throw new AgentError(AgentCodes.BAD_PARAMS, `"limit" must be an integer from 1 to ${MAX_FILES_PAGE}`)
+    const r = this.db.listFiles({ folder: folder as string | undefined, filter: filter as string | undefined, offset: offset as number, limit: limit as number })
+    return { total: r.total, offset: offset as number, rows: r.rows.map(f => ({ folder: f.folder, rel: f.rel, state: f.state, size: f.size, pinned: f.pinned, error: f.error })) }
+  }
+
   private wireControl (): void {
     const s = this.control
     const str = (p: unknown, name: string): string => {
@@ -303,6 +344,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return v
     }
     s.handle('status', async () => this.status())
+    s.handle('files', async p => this.files(p))
     s.handle('open', async (p, ctx) => await this.open(str(p, 'path'), ctx.signal))
     s.handle('pin', async p => await this.pin(str(p, 'path')))
     s.handle('unpin', async p => this.unpin(str(p, 'path')))

@@ -119,6 +119,13 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
       await runStart(home(), opts, io)
     })
 
+  program.command('tui')
+    .description('the dashboard of the running agent: folders, files, transfers, peers, health (q quits; the agent keeps running)')
+    .action(async () => {
+      const { runTui } = await import('../tui/tui-cmd.js')
+      await runTui(home())
+    })
+
   program.command('status')
     .description('what the running agent is doing: peers, folders, queue, placement, cache')
     .option('--json', 'print as JSON')

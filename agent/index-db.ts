@@ -290,6 +290,46 @@ export class IndexDb {
     return this.st.stateCounts.all() as Array<{ folder: string, state: FileState, n: number, bytes: number }>
   }
 
+  /** A page of a folder's files (or all folders'), by path, optionally only those whose path contains `filter`. */
+  listFiles (q: { folder?: string, filter?: string, offset: number, limit: number }): { total: number, rows: FileRow[] } {
+    this.check()
+    const where: string[] = ['f.state <> \'removed\'']
+    const args: unknown[] = []
+    if (q.folder !== undefined) { where.push('d.path = ?'); args.push(q.folder) }
+    if (q.filter !== undefined && q.filter !== '') {
+      where.push('f.rel LIKE ? ESCAPE \'\\\'')
+      args.push(`%${q.filter.replace(/[\\%_]/g, c => '\\' + c)}%`)
+    }
+    const w = where.join(' AND ')
+    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM files f JOIN folders d ON d.id = f.folder_id WHERE ${w}`).get(...args) as { n: number }).n
+    const rows = (this.db.prepare(`${FILE_SELECT} WHERE ${w} ORDER BY d.path, f.rel LIMIT ? OFFSET ?`).all(...args, q.limit, q.offset) as RawFile[]).map(fileRow)
+    return { total, rows }
+  }
+
+  /**
+   * Redundancy of every placed file (stubbed or hydrated with a version) counting only shards on
+   * `live` peers: per file the worst block's available shards. full: every block has k+m;
+   * degraded: more than k; atRisk: exactly k (one more loss and it is gone); unavailable: fewer.
+   */
+  health (live: readonly Uint8Array[]): { files: number, full: number, degraded: number, atRisk: number, unavailable: number } {
+    return this.tx(() => {
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS live (peer BLOB PRIMARY KEY); DELETE FROM temp.live')
+      const ins = this.db.prepare('INSERT OR IGNORE INTO temp.live (peer) VALUES (?)')
+      for (const k of live) ins.run(Buffer.from(k))
+      const files = (this.db.prepare('SELECT COUNT(*) AS n FROM files WHERE version_id IS NOT NULL AND state IN (\'stubbed\', \'hydrated\')').get() as { n: number }).n
+      const r = this.db.prepare(`WITH per_block AS (
+          SELECT vb.version_id AS v, b.k AS k, b.m AS m,
+            (SELECT COUNT(DISTINCT s.idx) FROM shards s WHERE s.block_id = vb.block_id AND s.peer IN (SELECT peer FROM temp.live)) AS avail
+          FROM version_blocks vb JOIN blocks b ON b.id = vb.block_id
+          WHERE vb.version_id IN (SELECT version_id FROM files WHERE version_id IS NOT NULL AND state IN ('stubbed', 'hydrated'))
+        ), per_version AS (SELECT v, MIN(avail - k) AS margin, MIN(avail - k - m) AS spare FROM per_block GROUP BY v)
+        SELECT COALESCE(SUM(f.n * (pv.margin < 0)), 0) AS unavailable, COALESCE(SUM(f.n * (pv.margin = 0)), 0) AS atRisk,
+          COALESCE(SUM(f.n * (pv.margin > 0 AND pv.spare < 0)), 0) AS degraded
+        FROM per_version pv JOIN (SELECT version_id, COUNT(*) AS n FROM files WHERE state IN ('stubbed', 'hydrated') GROUP BY version_id) f ON f.version_id = pv.v`).get() as { unavailable: number, atRisk: number, degraded: number }
+      return { files, full: files - r.unavailable - r.atRisk - r.degraded, degraded: r.degraded, atRisk: r.atRisk, unavailable: r.unavailable }
+    })
+  }
+
   block (id: Uint8Array): BlockRow | null {
     this.check()
     return (this.st.block.get(Buffer.from(id)) as BlockRow | undefined) ?? null

@@ -1,10 +1,12 @@
 // The agent's status as the control API returns it (`dustbox status [--json]`): identity, ports,
 // DHT, peers (with what each holds for the other), folders (files by state, bytes), the ingest
 // queue, placement (why it waits, bytes sent, fair-exchange balance) and the cache. Plain JSON:
-// numbers and strings only, no keys beyond public ones.
+// numbers and strings only, no keys beyond public ones. Also what the dashboard shows: each peer's
+// address, transport and RTT, running transfers, byte totals in and out, and files by redundancy.
 
 import type { Agent } from './agent.js'
 import { GRACE_BYTES } from './placement.js'
+import type { TransferStatus } from './activity.js'
 
 export interface PeerStatus {
   readonly id: string
@@ -14,6 +16,23 @@ export interface PeerStatus {
   readonly iHoldForThem: number
   readonly offersSpace: boolean
   readonly freeForMe: number
+  /** host:port of the open channel, else the last known address; null when never seen. */
+  readonly address: string | null
+  readonly transport: 'utp' | 'tcp' | null
+  readonly rttMs: number | null
+  /** The last proof-of-storage audit of this peer (audits come with monitoring; null until then). */
+  readonly lastAudit: { readonly at: number, readonly ok: boolean } | null
+}
+
+/** Placed files (stubbed, or hydrated with a version) by the shards reachable on connected peers. */
+export interface HealthStatus {
+  readonly files: number
+  readonly full: number
+  readonly degraded: number
+  readonly atRisk: number
+  readonly unavailable: number
+  readonly repairing: number
+  readonly checkedAt: number
 }
 
 export interface FolderStatus {
@@ -31,6 +50,8 @@ export interface AgentStatus {
   readonly port: number
   readonly dhtPort: number
   readonly dht: { readonly nodes: number, readonly ready: boolean }
+  /** Where the DHT is joined: the public routers, the given nodes, or none (first node of a network). */
+  readonly network: { readonly bootstrap: 'public' | 'none' | string[] }
   readonly redundancy: { readonly k: number, readonly m: number }
   readonly peers: PeerStatus[]
   readonly folders: FolderStatus[]
@@ -38,6 +59,10 @@ export interface AgentStatus {
   readonly placement: { readonly waiting: string | null, readonly bytesSent: number, readonly shardsSent: number, readonly taken: number, readonly donated: number, readonly grace: number, readonly given: number }
   readonly cache: { readonly bytes: number, readonly limit: number }
   readonly fetchedBytes: number
+  /** Bytes over all peer channels since the agent started (encrypted, on the wire). */
+  readonly traffic: { readonly bytesIn: number, readonly bytesOut: number }
+  readonly transfers: TransferStatus[]
+  readonly health: HealthStatus
 }
 
 export function buildStatus (a: Agent): AgentStatus {
@@ -48,6 +73,7 @@ export function buildStatus (a: Agent): AgentStatus {
   for (const hex of ids) {
     const p = a.net.peer(Buffer.from(hex, 'hex'))
     const i = info.get(hex)
+    const seen = p === undefined ? a.db.peer(Buffer.from(hex, 'hex')) : null
     peers.push({
       id: p?.id ?? hex,
       short: hex.slice(0, 8),
@@ -55,7 +81,11 @@ export function buildStatus (a: Agent): AgentStatus {
       holdsForMe: a.placement.takenOn(hex),
       iHoldForThem: usage.get(hex)?.heldForThem ?? 0,
       offersSpace: i?.offers === true,
-      freeForMe: i?.free ?? 0
+      freeForMe: i?.free ?? 0,
+      address: p !== undefined ? `${p.remote.host}:${p.remote.port}` : seen !== null ? `${seen.host}:${seen.port}` : null,
+      transport: p?.transport ?? null,
+      rttMs: p?.rtt ?? null,
+      lastAudit: null
     })
   }
   peers.sort((x, y) => Number(y.connected) - Number(x.connected) || x.short.localeCompare(y.short))
@@ -77,6 +107,7 @@ export function buildStatus (a: Agent): AgentStatus {
     port: a.net.port,
     dhtPort: a.discovery?.address().port ?? 0,
     dht: { nodes: dhtStats?.nodes ?? 0, ready: (dhtStats?.nodes ?? 0) > 0 },
+    network: { bootstrap: a.config.bootstrap === undefined ? 'public' : a.config.bootstrap === false ? 'none' : [...a.config.bootstrap] },
     redundancy: { k: a.config.k, m: a.config.m },
     peers,
     folders: [...folders.values()],
@@ -91,6 +122,9 @@ export function buildStatus (a: Agent): AgentStatus {
       given: a.net.store?.used ?? 0
     },
     cache: { bytes: a.db.cacheBytes(), limit: a.config.cache },
-    fetchedBytes: a.fetcher.bytesFetched
+    fetchedBytes: a.fetcher.bytesFetched,
+    traffic: a.activity.traffic(a.net.peers()),
+    transfers: a.activity.list(),
+    health: a.health()
   }
 }

@@ -1,0 +1,137 @@
+// useDashboard: the dashboard's state in a reducer hook, fed by its source: the event stream through
+// the EventBatcher (one action per FLUSH_MS at most), a status poll every POLL_MS, the page of files
+// the files pane needs (again on FILES_REFRESH_MS), and the keys (navigation goes to the reducer;
+// o/p/e/q become control calls). Views get the state and nothing else.
+
+import { useEffect, useReducer, useRef, useState } from 'react'
+import { useApp, useInput, useStdin, useStdout } from 'ink'
+import { errorLine } from '../agent/errors.js'
+import { EventBatcher } from './batcher.js'
+import { initialState, reducer, selectedFile, wantedFilesOffset, FILES_STEP, type DashState, type KeyInput } from './state.js'
+import type { DashboardSource } from './source.js'
+import { screenLayout } from './views/screen.js'
+
+export const POLL_MS = 1000
+export const FILES_REFRESH_MS = 3000
+
+export interface DashboardHookOptions {
+  readonly mode: 'attached' | 'embedded'
+  /** The user quit (q, Ctrl-C): attached, the dashboard closes; embedded, the agent is asked to stop. */
+  readonly onQuit: (how: 'quit' | 'stop') => void
+  readonly pollMs?: number
+  readonly flushMs?: number
+}
+
+export function useTerminalSize (): { columns: number, rows: number } {
+  const { stdout } = useStdout()
+  const [size, setSize] = useState({ columns: stdout.columns ?? 80, rows: stdout.rows ?? 24 })
+  useEffect(() => {
+    const on = (): void => setSize({ columns: stdout.columns ?? 80, rows: stdout.rows ?? 24 })
+    stdout.on('resize', on)
+    return () => { stdout.off('resize', on) }
+  }, [stdout])
+  return size
+}
+
+export function useDashboard (source: DashboardSource, o: DashboardHookOptions): { state: DashState, size: { columns: number, rows: number } } {
+  const [state, dispatch] = useReducer(reducer, o.mode, initialState)
+  const size = useTerminalSize()
+  const stateRef = useRef(state)
+  stateRef.current = state
+  const [filesTick, setFilesTick] = useState(0)
+  const { isRawModeSupported } = useStdin()
+  const app = useApp()
+
+  // Events, batched; connection changes.
+  useEffect(() => {
+    const batcher = new EventBatcher(events => dispatch({ type: 'events', events }), { intervalMs: o.flushMs })
+    const offEvents = source.onEvent((event, data) => batcher.push(event, data))
+    const offConn = source.onConnection((connected, error) => dispatch({ type: 'connection', connected, error, at: Date.now() }))
+    return () => { offEvents(); offConn(); batcher.close() }
+  }, [source])
+
+  // Status, polled.
+  useEffect(() => {
+    let stopped = false
+    let timer: NodeJS.Timeout | undefined
+    const tick = async (): Promise<void> => {
+      try {
+        const status = await source.status()
+        if (!stopped) dispatch({ type: 'status', status, at: Date.now() })
+      } catch (err) {
+        if (!stopped) dispatch({ type: 'connection', connected: false, error: errorLine(err), at: Date.now() })
+      } finally {
+        if (!stopped) timer = setTimeout(() => { void tick() }, o.pollMs ?? POLL_MS)
+      }
+    }
+    void tick()
+    return () => { stopped = true; clearTimeout(timer) }
+  }, [source])
+
+  // The page of files the files pane shows (and a refresh now and then).
+  const folder = state.files.folder
+  const filter = state.files.filter
+  const offset = wantedFilesOffset(state)
+  useEffect(() => {
+    if (folder === null || !state.connected) return
+    let stopped = false
+    const load = async (): Promise<void> => {
+      try {
+        const page = await source.files({ folder, ...(filter !== '' ? { filter } : {}), offset, limit: FILES_STEP * 3 })
+        if (!stopped) dispatch({ type: 'files', folder, filter, page })
+      } catch (err) {
+        if (!stopped) dispatch({ type: 'notice', text: errorLine(err), level: 'error', at: Date.now() })
+      }
+    }
+    void load()
+    const timer = setInterval(() => { void load() }, FILES_REFRESH_MS)
+    return () => { stopped = true; clearInterval(timer) }
+  }, [source, folder, filter, offset, state.connected, filesTick])
+
+  const act = async (method: 'open' | 'pin' | 'evict'): Promise<void> => {
+    const s = stateRef.current
+    const f = selectedFile(s)
+    if (f === null) {
+      dispatch({ type: 'notice', text: 'select a file in Files (or Transfers) first: Tab moves between panes', level: 'warn', at: Date.now() })
+      return
+    }
+    const row = s.focus === 'files' ? s.files.rows[s.sel.files - s.files.offset] : undefined
+    const m = method === 'pin' && row?.pinned === true ? 'unpin' : method
+    const verb = { open: 'restoring', pin: 'pinning', unpin: 'unpinning', evict: 'evicting' }[m]
+    dispatch({ type: 'notice', text: `${verb} ${f.rel}…`, level: 'info', at: Date.now() })
+    try {
+      await source.call(m, { path: f.path })
+      const done = { open: 'restored', pin: 'pinned', unpin: 'unpinned', evict: 'evicting' }[m]
+      dispatch({ type: 'notice', text: `${done} ${f.rel}${m === 'evict' ? ' (becomes a stub once verified)' : ''}`, level: 'info', at: Date.now(), log: m !== 'open' })
+    } catch (err) {
+      dispatch({ type: 'notice', text: `${m} ${f.rel}: ${errorLine(err)}`, level: 'error', at: Date.now(), log: true })
+    }
+    setFilesTick(t => t + 1)
+  }
+
+  useInput((input, key) => {
+    const s = stateRef.current
+    if (key.ctrl && input === 'c') { quit(); return }
+    if (s.filterDraft === null && !s.help) {
+      if (input === 'q') { quit(); return }
+      if (input === 'o') { void act('open'); return }
+      if (input === 'p') { void act('pin'); return }
+      if (input === 'e') { void act('evict'); return }
+    }
+    const L = screenLayout(s, size.columns, size.rows)
+    const k: KeyInput = { input, tab: key.tab, shift: key.shift, upArrow: key.upArrow, downArrow: key.downArrow, leftArrow: key.leftArrow, rightArrow: key.rightArrow, pageUp: key.pageUp, pageDown: key.pageDown, return: key.return, escape: key.escape, backspace: key.backspace, delete: key.delete }
+    dispatch({ type: 'key', key: k, page: L.body })
+  }, { isActive: isRawModeSupported })
+
+  function quit (): void {
+    if (o.mode === 'embedded') {
+      dispatch({ type: 'stopping' })
+      o.onQuit('stop')
+    } else {
+      o.onQuit('quit')
+      app.exit()
+    }
+  }
+
+  return { state, size }
+}
