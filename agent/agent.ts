@@ -6,8 +6,9 @@
 
 import { EventEmitter } from 'node:events'
 import { promises as fsp } from 'node:fs'
+import { networkInterfaces } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
-import { StubEngine, createSecret, loadCrypto, StubError, StubCodes, isStubName, targetNameFor } from '../stubs/index.js'
+import { StubEngine, createSecret, loadCrypto, StubError, StubCodes, isStubName, stubNameFor, targetNameFor } from '../stubs/index.js'
 import { NetNode, shortId } from '../net/index.js'
 import { Discovery } from '../dht/index.js'
 import { IndexDb } from './index-db.js'
@@ -30,6 +31,8 @@ export const EVICT_CHECK_MS = 60_000
 export const CACHE_TRIM_MS = 30_000
 /** Health (files by reachable redundancy) is recomputed at most this often, or when a peer comes or goes. */
 export const HEALTH_CACHE_MS = 5_000
+/** ...but while files are being placed, at most this often. */
+export const HEALTH_MIN_MS = 1_000
 /** Most rows one `files` control call returns. */
 export const MAX_FILES_PAGE = 500
 
@@ -57,6 +60,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly startedAt = Date.now()
   readonly activity = new Activity()
   private healthCache: HealthStatus | null = null
+  private healthDirty = false
   private timers = new Set<NodeJS.Timeout>()
   private readyPromise: Promise<void> | null = null
   private closePromise: Promise<void> | null = null
@@ -135,7 +139,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         stateDir: c.home,
         announcePort: this.net.port,
         pointerKey: this.engine.keys.pointer,
-        dial: async (to, o) => (await this.net.connect({ host: to.host, port: to.port }, { signal: o.signal })).key,
+        dial: async (to, o) => {
+          // Our own announce comes back from lookups of our owner topic: never dial ourselves.
+          if (to.port === this.net.port && isOwnAddress(to.host, c.host)) throw new AgentError(AgentCodes.BAD_PARAMS, `${to.host}:${to.port} is this agent`)
+          return (await this.net.connect({ host: to.host, port: to.port }, { signal: o.signal })).key
+        },
         ...pick(c.tunables, ['announceIntervalMs', 'lookupIntervalMs', 'lookupMinGapMs', 'announceMinGapMs', 'dialTimeoutMs'])
       })
       this.discovery.on('warning', w => this.warn(w.error))
@@ -161,7 +169,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         onEvent: e => this.emit('file', e),
         onWarning: e => this.warn(e)
       })
-      this.on('file', e => this.activity.onFile(e))
+      this.on('file', e => {
+        this.activity.onFile(e)
+        if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.healthDirty = true
+      })
       this.wireControl()
       await this.discovery.ready()
       await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
@@ -250,9 +261,19 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Restore a stubbed file: fetch k shards per block from the fastest peers, decode, verify,
    * decrypt, write (temp, fsync, rename), remove the stub. Progress goes out as `file` events.
    */
-  async open (stubPath: string, signal?: AbortSignal): Promise<{ path: string, size: number, blocks: number }> {
-    const abs = resolve(stubPath)
-    if (!isStubName(basename(abs))) throw new AgentError(AgentCodes.BAD_PARAMS, `${JSON.stringify(abs)} is not a .f stub`)
+  /**
+   * Restore a file from its stub. `path` is the stub, or the original's name (what the dashboard
+   * lists): then its stub next to it is opened, and a file already there is left as it is.
+   */
+  async open (path: string, signal?: AbortSignal): Promise<{ path: string, size: number, blocks: number }> {
+    let abs = resolve(path)
+    if (!isStubName(basename(abs))) {
+      const local = await fsp.lstat(abs).catch(() => null)
+      if (local?.isFile() === true) return { path: abs, size: local.size, blocks: 0 }
+      const stub = join(dirname(abs), stubNameFor(basename(abs)))
+      if (await fsp.lstat(stub).then(st => st.isFile(), () => false)) abs = stub
+      else throw new AgentError(AgentCodes.BAD_PARAMS, `${JSON.stringify(abs)} is not a .f stub, and neither it nor its stub exists`)
+    }
     const folder = this.folderOf(abs) ?? dirname(abs)
     const r = await this.engine.hydrate(abs, {
       signal,
@@ -316,7 +337,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   health (): HealthStatus {
     const now = Date.now()
     const c = this.healthCache
-    if (c !== null && now - c.checkedAt < this.t('healthCacheMs', HEALTH_CACHE_MS)) return c
+    // Fresh enough: younger than HEALTH_CACHE_MS, or than HEALTH_MIN_MS while files were placed since.
+    if (c !== null && now - c.checkedAt < (this.healthDirty ? HEALTH_MIN_MS : this.t('healthCacheMs', HEALTH_CACHE_MS))) return c
+    this.healthDirty = false
     const live = this.net.peers().filter(p => p.isOpen).map(p => p.key)
     this.healthCache = { ...this.db.health(live), repairing: 0, checkedAt: now }
     return this.healthCache
@@ -387,6 +410,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     })()
     return await this.closePromise
   }
+}
+
+/** True when `host` is an address of this machine (loopback, the bound host, or an interface's). */
+function isOwnAddress (host: string, bound: string): boolean {
+  if (host === bound || host === '0.0.0.0' || host === '::' || host === '::1' || host === 'localhost' || host.startsWith('127.')) return true
+  return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === host) === true)
 }
 
 function pick (o: Readonly<Record<string, number>>, names: string[]): Record<string, number> {

@@ -107,10 +107,11 @@ export async function runDemo (opts: DemoOptions): Promise<void> {
     for (const p of s.peers.filter(p => p.connected)) out(`  peer ${p.short} holds ${humanBytes(p.holdsForMe)}`)
     if (opts.exit) return
     out(`\nthe agent keeps watching ${folder}: drop files in to see them stubbed, or in another terminal:`)
+    out(`  dustbox --home ${join(base, 'owner')} tui        (the dashboard)`)
     out(`  dustbox --home ${join(base, 'owner')} status`)
     out(`  dustbox --home ${join(base, 'owner')} open '${folder}/…/FILE.f' --no-launch`)
-    out('Ctrl-C stops everything.')
-    await new Promise(resolve => stop.signal.addEventListener('abort', resolve, { once: true }))
+    out(`Ctrl-C (or dustbox --home ${join(base, 'owner')} stop) stops everything.`)
+    await Promise.race([agent.stopped, new Promise(resolve => stop.signal.addEventListener('abort', resolve, { once: true }))])
   } finally {
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)

@@ -7,5 +7,7 @@ if (!existsSync(cli)) {
   process.stderr.write('INTERNAL: dustbox is not built yet: run "npm run build" in its folder\n')
   process.exit(1)
 }
+// Output piped into a reader that left (`dustbox status | head`): stop quietly, as other tools do.
+for (const s of [process.stdout, process.stderr]) s.on('error', err => { if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0); throw err })
 const { main } = await import(cli.href)
 process.exitCode = await main(process.argv)

@@ -141,6 +141,8 @@ export function reducer (s: DashState, a: Action): DashState {
     }
     case 'connection': {
       if (s.connected === a.connected && s.error === a.error) return s
+      // Still down, for another reason: show the new reason, log only the change of state.
+      if (!a.connected && !s.connected && s.error !== null) return { ...s, error: a.error }
       const text = a.connected ? 'connected to the agent' : `agent not reachable${a.error !== null ? `: ${a.error}` : ''}`
       return appendLog({ ...s, connected: a.connected, error: a.error }, [{ at: a.at, level: a.connected ? 'info' : 'error', text }])
     }
