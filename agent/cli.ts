@@ -10,6 +10,7 @@ import { runDemo } from './demo.js'
 import { runDhtNode } from './dht-node-cmd.js'
 import { runStart, type StartFlags } from './start-cmd.js'
 import { openCmd, pathCmd, statusCmd, stopCmd } from './client-cmds.js'
+import { registerSetupCommands } from '../setup/commands.js'
 
 export interface CliIO {
   out: (line: string) => void
@@ -142,6 +143,8 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
   program.command('stop')
     .description('stop the running agent')
     .action(async () => { await stopCmd(home(), io) })
+
+  registerSetupCommands(program, { io, home, setExitCode: code => { exitCode = code } })
 
   program.command('verify')
     .description('check that every block of each stub is present, intact and decrypts to the recorded hashes')

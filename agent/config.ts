@@ -43,6 +43,8 @@ export interface AgentConfig {
   readonly settleMs: number
   readonly evictAfterMs: number
   readonly watcher: 'auto' | 'parcel' | 'chokidar'
+  /** Ask the router for a port mapping (settings.json `mapPort`, set by `dustbox setup`; applied from issue 9 on). */
+  readonly mapPort?: boolean
   /** Test-only overrides of timers and sizes (DUSTBOX_TUNABLES). */
   readonly tunables: Readonly<Record<string, number>>
 }

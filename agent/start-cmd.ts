@@ -1,6 +1,6 @@
-// `dustbox start`: runs the agent in the foreground until SIGINT/SIGTERM or `dustbox stop`, printing
-// one plain line per event (the Ink dashboard replaces these on a TTY in a later issue; --no-tui
-// keeps them). Flags are validated into an AgentConfig; nothing secret is ever printed.
+// `dustbox start`: runs the agent in the foreground until SIGINT/SIGTERM or `dustbox stop`. On a
+// terminal it shows the Ink dashboard (tui/, through the control socket); with --no-tui or without a
+// terminal it prints one plain line per event. Flags are validated into an AgentConfig; nothing secret is ever printed.
 
 import { Agent } from './agent.js'
 import {
@@ -9,6 +9,7 @@ import {
   type AgentConfig
 } from './config.js'
 import { humanBytes } from './format.js'
+import { loadSettings, settingsPath, SETTINGS_VERSION, type Settings } from './settings.js'
 import { AgentError, AgentCodes } from './errors.js'
 
 export interface StartFlags {
@@ -29,25 +30,41 @@ export interface StartFlags {
 /** Warnings of the same code are printed at most this often. */
 export const WARNING_GAP_MS = 10_000
 
+/**
+ * The agent's configuration: each setting from its flag, else from `<home>/settings.json` (written by
+ * `dustbox setup`), else the built-in default. `--folder` replaces the settings' folders (no merge).
+ */
 export async function configFromFlags (home: string, f: StartFlags, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
+  const s: Settings = (await loadSettings(home)) ?? { version: SETTINGS_VERSION }
   const { k, m } = f.redundancy !== undefined ? parseRedundancy(f.redundancy) : { k: DEFAULT_K, m: DEFAULT_M }
-  const port = f.port !== undefined ? parsePortFlag(f.port) : 0
+  const port = f.port !== undefined ? parsePortFlag(f.port) : (s.port ?? 0)
   const watcher = f.watcher ?? 'auto'
   if (watcher !== 'auto' && watcher !== 'parcel' && watcher !== 'chokidar') throw new AgentError(AgentCodes.USAGE, `--watcher ${JSON.stringify(watcher)}: auto, parcel or chokidar`)
+  let folders: string[]
+  if (f.folder !== undefined) folders = await checkFolders(f.folder, home)
+  else {
+    try {
+      folders = await checkFolders(s.folders ?? [], home)
+    } catch (err) {
+      throw new AgentError(AgentCodes.CONFIG_INVALID, `${JSON.stringify(settingsPath(home))}: ${(err as Error).message.replace(/^[A-Z_]+: --folder /, 'folder ')} (fix it with "dustbox setup" or override it with --folder)`, { cause: err })
+    }
+  }
+  const dhtPort = f.dhtPort !== undefined ? parsePortFlag(f.dhtPort, '--dht-port') : f.port === undefined && s.dhtPort !== undefined ? s.dhtPort : undefined
   return {
     home,
-    folders: await checkFolders(f.folder ?? [], home),
-    host: f.host !== undefined ? parseHost(f.host) : '0.0.0.0',
+    folders,
+    host: f.host !== undefined ? parseHost(f.host) : (s.host ?? '0.0.0.0'),
     port,
-    dhtPort: f.dhtPort !== undefined ? parsePortFlag(f.dhtPort, '--dht-port') : (port === 0 ? 0 : Math.min(65535, port + 1)),
-    bootstrap: parseBootstrapFlag(f.bootstrap),
-    donate: f.donate !== undefined ? parseSize(f.donate, '--donate') : DEFAULT_DONATE,
+    dhtPort: dhtPort ?? (port === 0 ? 0 : Math.min(65535, port + 1)),
+    bootstrap: parseBootstrapFlag(f.bootstrap ?? s.bootstrap),
+    donate: f.donate !== undefined ? parseSize(f.donate, '--donate') : (s.donate ?? DEFAULT_DONATE),
     k,
     m,
     cache: f.cache !== undefined ? parseSize(f.cache, '--cache') : DEFAULT_CACHE,
     settleMs: parseSeconds(f.settle ?? String(DEFAULT_SETTLE_S), '--settle', 3600),
     evictAfterMs: parseSeconds(f.evictAfter ?? String(DEFAULT_EVICT_AFTER_S), '--evict-after'),
     watcher,
+    mapPort: s.mapPort ?? false,
     tunables: parseTunables(env.DUSTBOX_TUNABLES)
   }
 }
@@ -74,16 +91,23 @@ export function logEvents (agent: Agent, out: (line: string) => void): void {
 export async function runStart (home: string, flags: StartFlags, io: { out: (l: string) => void, err: (l: string) => void }): Promise<void> {
   const config = await configFromFlags(home, flags)
   const agent = new Agent(config)
-  logEvents(agent, io.out)
+  // On a terminal the dashboard replaces the log lines (--no-tui keeps them); it is loaded only then.
+  const tui = flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true && process.env.DUSTBOX_EXIT_WITH_PARENT !== '1'
+  if (!tui) logEvents(agent, io.out)
   const stop = (): void => agent.requestStop()
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const unwatch = exitWithParent(stop)
   try {
     await agent.ready()
-    const s = agent.status()
-    io.out(`dustbox agent ${s.identity.slice(0, 16)}… on ${s.host}:${s.port} (uTP+TCP), DHT udp ${s.dhtPort}, home ${home}`)
-    io.out(`redundancy ${config.k}+${config.m}, donating ${humanBytes(config.donate)}, cache ${humanBytes(config.cache)}, ${config.folders.length === 0 ? 'no folder (donating space only)' : `watching ${config.folders.join(', ')}`}`)
+    if (tui) {
+      const { embedDashboard } = await import('../tui/tui-cmd.js')
+      await embedDashboard(home, agent.stopped, stop)
+    } else {
+      const s = agent.status()
+      io.out(`dustbox agent ${s.identity.slice(0, 16)}… on ${s.host}:${s.port} (uTP+TCP), DHT udp ${s.dhtPort}, home ${home}`)
+      io.out(`redundancy ${config.k}+${config.m}, donating ${humanBytes(config.donate)}, cache ${humanBytes(config.cache)}, ${config.folders.length === 0 ? 'no folder (donating space only)' : `watching ${config.folders.join(', ')}`}`)
+    }
     await agent.stopped
     io.out('stopping…')
   } finally {

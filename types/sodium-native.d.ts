@@ -1,4 +1,5 @@
-// The subset of sodium-native's API that stubs/crypto-native.ts and net/ use (the package ships no types).
+// The subset of sodium-native's API that stubs/crypto-native.ts, net/ and setup/key-backup.ts use (the
+// package ships no types).
 declare module 'sodium-native' {
   export const crypto_generichash_STATEBYTES: number
   export const crypto_aead_xchacha20poly1305_ietf_ABYTES: number
@@ -24,4 +25,11 @@ declare module 'sodium-native' {
   export function crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void
   export function crypto_sign_ed25519_pk_to_curve25519(x25519pk: Uint8Array, ed25519pk: Uint8Array): void
   export function crypto_sign_ed25519_sk_to_curve25519(x25519sk: Uint8Array, ed25519sk: Uint8Array): void
+  export const crypto_pwhash_ALG_ARGON2ID13: number
+  export const crypto_pwhash_SALTBYTES: number
+  export const crypto_secretbox_NONCEBYTES: number
+  export const crypto_secretbox_MACBYTES: number
+  export function crypto_pwhash_async(out: Uint8Array, passwd: Uint8Array, salt: Uint8Array, opslimit: number, memlimit: number, alg: number): Promise<void>
+  export function crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void
+  export function crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean
 }
