@@ -2,7 +2,7 @@
 // or every known bench when none is named. An unknown name or flag prints one USAGE line, exit 2.
 // Benches print their table to stdout and end with a one-line JSON summary; progress goes to stderr.
 
-const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'e2e'] as const
+const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'e2e', 'tui'] as const
 type BenchName = typeof KNOWN[number]
 
 async function load (name: BenchName): Promise<() => Promise<void>> {
@@ -12,6 +12,7 @@ async function load (name: BenchName): Promise<() => Promise<void>> {
     case 'dht': return (await import('./dht.js')).runDhtBench
     case 'erasure': return (await import('./erasure.js')).runErasureBench
     case 'e2e': return (await import('./e2e.js')).runE2eBench
+    case 'tui': return (await import('./tui.js')).runTuiBench
   }
 }
 

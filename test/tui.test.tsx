@@ -62,6 +62,8 @@ test('events: progress updates transfers, a burst of stubbed files is one log li
     { event: 'warning', data: { code: 'X', message: 'disk slow again' }, at: NOW }
   ]
   s = reducer(s, { type: 'events', events: evs })
+  assert.equal(s.log.length, 0, 'event lines wait for the next status')
+  s = reducer(s, { type: 'status', status: status(), at: NOW + 1000 })
   const t = s.transfers.find(x => x.rel === 'a.bin')
   assert.ok(t !== undefined)
   assert.equal(t.bytes, 500)
@@ -69,6 +71,7 @@ test('events: progress updates transfers, a burst of stubbed files is one log li
   assert.equal(s.log.filter(l => l.text.includes('disk slow')).length, 1, 'one warning per code per batch')
   const many = Array.from({ length: 50 }, (_, i) => fileEv('stubbed', `f${i}`, { size: 10 }))
   s = reducer(s, { type: 'events', events: [fileEv('stubbed', 'a.bin', { size: 1000 }), ...many, fileEv('failed', 'bad.bin', { error: 'PLACEMENT_FAILED: no peers' })] })
+  s = reducer(s, { type: 'status', status: status({ transfers: [] }), at: NOW + 2000 })
   assert.equal(s.transfers.find(x => x.rel === 'a.bin'), undefined, 'finished transfers leave the list')
   const texts = s.log.map(l => l.text)
   assert.ok(texts.some(x => /stubbed +51 files/.test(x)), texts.join('\n'))

@@ -45,31 +45,52 @@ export function percent (done: number, total: number): string {
   return `${Math.floor(f * 100)}%`.padStart(4)
 }
 
+// Printable ASCII: one column per character, no need to ask string-width (which is the costliest
+// part of drawing a frame otherwise).
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x20-\x7e]*$/
+
 /** Display width of a string in terminal columns. */
 export function width (s: string): number {
-  return stringWidth(s)
+  return ASCII.test(s) ? s.length : stringWidth(s)
 }
+
+/** Results of cut(), by width and text: rows repeat from frame to frame. Cleared when full. */
+const CUT_CACHE = new Map<string, string>()
+export const CUT_CACHE_MAX = 20_000
 
 /** Cut `s` to at most `w` columns, ending in "…" when cut. Control characters are shown as "?". */
 export function cut (s: string, w: number): string {
+  if (w <= 0) return ''
+  if (ASCII.test(s)) return s.length <= w ? s : s.slice(0, Math.max(0, w - 1)) + '…'
+  const key = `${w}\u0000${s}`
+  const hit = CUT_CACHE.get(key)
+  if (hit !== undefined) return hit
   // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
-  if (w <= 0) return ''
-  if (stringWidth(clean) <= w) return clean
-  let out = ''
-  let used = 0
-  for (const ch of clean) {
-    const cw = stringWidth(ch)
-    if (used + cw > w - 1) break
-    out += ch
-    used += cw
+  let out: string
+  if (stringWidth(clean) <= w) {
+    out = clean
+  } else {
+    out = ''
+    let used = 0
+    for (const ch of clean) {
+      const cw = stringWidth(ch)
+      if (used + cw > w - 1) break
+      out += ch
+      used += cw
+    }
+    out += '…'
   }
-  return out + '…'
+  if (CUT_CACHE.size >= CUT_CACHE_MAX) CUT_CACHE.clear()
+  CUT_CACHE.set(key, out)
+  return out
 }
 
 /** Cut the start of a path rather than its end: "…/photos/2024/beach.jpg". */
 export function cutLeft (s: string, w: number): string {
-  if (stringWidth(s) <= w) return cut(s, w)
+  if (width(s) <= w) return cut(s, w)
+  if (ASCII.test(s)) return '…' + s.slice(s.length - (w - 1))
   const chars = [...s]
   let out = ''
   let used = 0
@@ -85,7 +106,7 @@ export function cutLeft (s: string, w: number): string {
 /** Cut or pad with spaces to exactly `w` columns. */
 export function fit (s: string, w: number, align: 'left' | 'right' = 'left'): string {
   const c = cut(s, w)
-  const pad = ' '.repeat(Math.max(0, w - stringWidth(c)))
+  const pad = ' '.repeat(Math.max(0, w - width(c)))
   return align === 'left' ? c + pad : pad + c
 }
 

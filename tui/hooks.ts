@@ -3,11 +3,11 @@
 // the files pane needs (again on FILES_REFRESH_MS), and the keys (navigation goes to the reducer;
 // o/p/e/q become control calls). Views get the state and nothing else.
 
-import { useEffect, useReducer, useRef, useState } from 'react'
+import { useCallback, useEffect, useReducer, useRef, useState } from 'react'
 import { useApp, useInput, useStdin, useStdout } from 'ink'
 import { errorLine } from '../agent/errors.js'
-import { EventBatcher } from './batcher.js'
-import { initialState, reducer, selectedFile, wantedFilesOffset, FILES_STEP, type DashState, type KeyInput } from './state.js'
+import { EventBatcher, FLUSH_MS } from './batcher.js'
+import { initialState, reducer, selectedFile, wantedFilesOffset, FILES_STEP, type Action, type DashState, type KeyInput } from './state.js'
 import type { DashboardSource } from './source.js'
 import { screenLayout } from './views/screen.js'
 
@@ -42,11 +42,28 @@ export function useDashboard (source: DashboardSource, o: DashboardHookOptions):
   const { isRawModeSupported } = useStdin()
   const app = useApp()
 
-  // Events, batched; connection changes.
+  // Everything but keys goes through one queue, applied as one action per FLUSH_MS at most, so
+  // that events, status and pages of files together cause at most ~10 redraws a second.
+  const queue = useRef<Action[]>([])
+  const flushTimer = useRef<NodeJS.Timeout | null>(null)
+  const flushMs = o.flushMs ?? FLUSH_MS
+  const post = useCallback((a: Action): void => {
+    queue.current.push(a)
+    if (flushTimer.current !== null) return
+    flushTimer.current = setTimeout(() => {
+      flushTimer.current = null
+      const actions = queue.current
+      queue.current = []
+      if (actions.length > 0) dispatch(actions.length === 1 ? actions[0] : { type: 'batch', actions })
+    }, flushMs)
+  }, [flushMs])
+  useEffect(() => () => { if (flushTimer.current !== null) clearTimeout(flushTimer.current) }, [])
+
+  // Events (coalesced by the batcher into one action per flush); connection changes.
   useEffect(() => {
-    const batcher = new EventBatcher(events => dispatch({ type: 'events', events }), { intervalMs: o.flushMs })
+    const batcher = new EventBatcher(events => post({ type: 'events', events }), { intervalMs: flushMs })
     const offEvents = source.onEvent((event, data) => batcher.push(event, data))
-    const offConn = source.onConnection((connected, error) => dispatch({ type: 'connection', connected, error, at: Date.now() }))
+    const offConn = source.onConnection((connected, error) => post({ type: 'connection', connected, error, at: Date.now() }))
     return () => { offEvents(); offConn(); batcher.close() }
   }, [source])
 
@@ -57,9 +74,9 @@ export function useDashboard (source: DashboardSource, o: DashboardHookOptions):
     const tick = async (): Promise<void> => {
       try {
         const status = await source.status()
-        if (!stopped) dispatch({ type: 'status', status, at: Date.now() })
+        if (!stopped) post({ type: 'status', status, at: Date.now() })
       } catch (err) {
-        if (!stopped) dispatch({ type: 'connection', connected: false, error: errorLine(err), at: Date.now() })
+        if (!stopped) post({ type: 'connection', connected: false, error: errorLine(err), at: Date.now() })
       } finally {
         if (!stopped) timer = setTimeout(() => { void tick() }, o.pollMs ?? POLL_MS)
       }
@@ -78,9 +95,9 @@ export function useDashboard (source: DashboardSource, o: DashboardHookOptions):
     const load = async (): Promise<void> => {
       try {
         const page = await source.files({ folder, ...(filter !== '' ? { filter } : {}), offset, limit: FILES_STEP * 3 })
-        if (!stopped) dispatch({ type: 'files', folder, filter, page })
+        if (!stopped) post({ type: 'files', folder, filter, page })
       } catch (err) {
-        if (!stopped) dispatch({ type: 'notice', text: errorLine(err), level: 'error', at: Date.now() })
+        if (!stopped) post({ type: 'notice', text: errorLine(err), level: 'error', at: Date.now() })
       }
     }
     void load()

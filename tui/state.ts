@@ -73,6 +73,11 @@ export interface DashState {
   readonly filterDraft: string | null
   readonly help: boolean
   readonly log: readonly LogItem[]
+  /**
+   * Log lines from events wait here until the next status (about once a second): every change of
+   * <Static> forces Ink to draw at once, bypassing its frame cap, so lines are released in groups.
+   */
+  readonly pendingLog: ReadonlyArray<Omit<LogItem, 'id'>>
   readonly logEpoch: number
   readonly nextLogId: number
   readonly notice: { readonly text: string, readonly level: Level, readonly at: number } | null
@@ -104,6 +109,8 @@ export type Action =
   | { type: 'notice', text: string, level: Level, at: number, log?: boolean }
   | { type: 'connection', connected: boolean, error: string | null, at: number }
   | { type: 'stopping' }
+  /** Several actions in one state change (one redraw). */
+  | { type: 'batch', actions: readonly Action[] }
 
 export function initialState (mode: 'attached' | 'embedded' = 'attached'): DashState {
   return {
@@ -121,6 +128,7 @@ export function initialState (mode: 'attached' | 'embedded' = 'attached'): DashS
     filterDraft: null,
     help: false,
     log: [],
+    pendingLog: [],
     logEpoch: 0,
     nextLogId: 1,
     notice: null,
@@ -147,6 +155,7 @@ export function reducer (s: DashState, a: Action): DashState {
       return appendLog({ ...s, connected: a.connected, error: a.error }, [{ at: a.at, level: a.connected ? 'info' : 'error', text }])
     }
     case 'stopping': return { ...s, stopping: true }
+    case 'batch': return a.actions.reduce(reducer, s)
   }
 }
 
@@ -179,8 +188,9 @@ function onStatus (s: DashState, st: AgentStatus, at: number): DashState {
   const selFolder = Math.min(s.sel.folders, Math.max(0, folders.length - 1))
   const folder = folders[selFolder] ?? null
   if (files.folder !== folder) files = { folder, filter: files.filter, total: 0, offset: 0, rows: [], loaded: false }
-  return {
+  return appendLog({
     ...s,
+    pendingLog: [],
     connected: true,
     error: null,
     status: st,
@@ -190,7 +200,7 @@ function onStatus (s: DashState, st: AgentStatus, at: number): DashState {
     transfers: next.slice(-TRANSFERS_MAX),
     files,
     sel: { ...s.sel, folders: selFolder, peers: Math.min(s.sel.peers, Math.max(0, st.peers.length - 1)), transfers: Math.min(s.sel.transfers, Math.max(0, next.length - 1)) }
-  }
+  }, s.pendingLog)
 }
 
 function smooth (old: number, sample: number): number {
@@ -290,7 +300,8 @@ function onEvents (s: DashState, events: readonly DashEvent[]): DashState {
     if (changed) files = { ...files, rows }
   }
   const list = [...transfers.values()].sort((a, b) => a.startedAt - b.startedAt).slice(-TRANSFERS_MAX)
-  return appendLog({ ...s, transfers: list, files, events: s.events + events.length }, logs)
+  const pendingLog = [...s.pendingLog, ...logs].slice(-LOG_MAX)
+  return { ...s, transfers: list, files, events: s.events + events.length, pendingLog }
 }
 
 function fmtSize (n: number): string {
