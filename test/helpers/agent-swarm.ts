@@ -5,10 +5,10 @@
 import type { TestContext } from 'node:test'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import { LocalSwarm, agentStatus, sleep, type SwarmChild } from '../../agent/swarm.js'
 import type { AgentStatus } from '../../agent/status.js'
 import { ControlClient } from '../../agent/control-client.js'
-import { tempDir } from './fixtures.js'
 
 export interface TestSwarm {
   readonly swarm: LocalSwarm
@@ -24,9 +24,14 @@ export interface TestSwarm {
 }
 
 export async function testSwarm (t: TestContext, opts: { peers: number, donate?: string }): Promise<TestSwarm> {
-  const base = await tempDir(t, 'dustbox-swarm-')
+  // One hook: stop the swarm, then remove its directory (t.after hooks run in the order they were
+  // added, so a separate tempDir hook would remove it while the children still write there).
+  const base = await fsp.mkdtemp(join(tmpdir(), 'dustbox-swarm-'))
   const swarm = new LocalSwarm(base)
-  t.after(async () => await swarm.close())
+  t.after(async () => {
+    await swarm.close()
+    await fsp.rm(base, { recursive: true, force: true, maxRetries: 3 })
+  })
   await swarm.startBootstrap()
   const peers = await swarm.startPeers(opts.peers, { donate: opts.donate })
   const ownerHome = join(base, 'owner')
