@@ -14,6 +14,11 @@ import { Discovery } from '../dht/index.js'
 import { IndexDb } from './index-db.js'
 import { Placement, GRACE_BYTES } from './placement.js'
 import { Fetcher } from './fetcher.js'
+import { RepairDb } from './repair-db.js'
+import { PeerMonitor, type PeerState } from './monitor.js'
+import { Auditor, AUDIT_PERIOD_MS, type AuditResult } from './auditor.js'
+import { Repairer, type RepairEvent } from './repair.js'
+import { makeProofs } from './audit-proofs.js'
 import { PeerKeeper } from './peer-keeper.js'
 import { IngestQueue, isInside, type FileEvent } from './ingest-queue.js'
 import { FolderWatcher } from './watcher.js'
@@ -42,6 +47,10 @@ export interface AgentEvents {
   peer: [p: { id: string, short: string, host?: string, port?: number, state: 'connected' | 'disconnected' }]
   waiting: [reason: string | null]
   warning: [w: { code: string, message: string }]
+  /** A peer's monitored state changed (online / suspect / offline / lost). */
+  health: [e: { id: string, short: string, state: PeerState, prev: PeerState, why: string | null }]
+  audit: [r: AuditResult]
+  repair: [e: RepairEvent]
   close: []
 }
 
@@ -54,6 +63,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   placement!: Placement
   fetcher!: Fetcher
   peers!: PeerKeeper
+  rdb!: RepairDb
+  monitor!: PeerMonitor
+  auditor!: Auditor
+  repair!: Repairer
   queue!: IngestQueue
   watcher: FolderWatcher | null = null
   control!: ControlServer
@@ -118,9 +131,22 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
       this.net.on('warning', w => this.warn(w.error))
       await this.net.ready()
+      this.rdb = new RepairDb(this.db)
+      this.monitor = new PeerMonitor({ net: this.net, db: this.rdb, ...pick(c.tunables, ['tickMs', 'suspectAfterMs', 'offlineAfterMs', 'lostAfterMs', 'startGraceMs'], { tickMs: 'monitorTickMs' }), ...(c.lostAfterMs !== undefined ? { lostAfterMs: c.lostAfterMs } : {}) })
+      this.monitor.on('state', e => {
+        this.healthCache = null
+        if (e.state === 'suspect' || e.state === 'offline') this.peers?.keep(Buffer.from(e.peer, 'hex'))
+        this.emit('health', { id: e.peer, short: e.short, state: e.state, prev: e.prev, why: e.why })
+      })
+      const auditKey = this.engine.keys.audit
+      const auditPeriodMs = this.t('auditPeriodMs', AUDIT_PERIOD_MS)
       this.placement = placement = new Placement({
         net: this.net,
         db: this.db,
+        accept: hex => this.monitor.usable(hex),
+        intact: id => this.rdb.intact(id),
+        proofsFor: (shardId, shard) => makeProofs(auditKey, shardId, shard, 0),
+        auditPeriodMs,
         k: c.k,
         m: c.m,
         donatedBytes: c.donate,
@@ -159,7 +185,38 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.activity.onPeerClosed(p.bytesIn, p.bytesOut)
         this.emit('peer', { id: p.id, short: p.key.toString('hex').slice(0, 8), state: 'disconnected' })
       })
-      this.fetcher = new Fetcher({ net: this.net, db: this.db, crypto, cache: c.cache > 0 ? this.engine.store : null, connect: async (key, signal) => await this.peers.connect(key, signal) })
+      this.fetcher = new Fetcher({
+        net: this.net,
+        db: this.db,
+        crypto,
+        cache: c.cache > 0 ? this.engine.store : null,
+        connect: async (key, signal) => await this.peers.connect(key, signal),
+        accept: r => r.bad == null && !this.monitor.isLost(r.peer.toString('hex')),
+        onPeerResult: (hex, ok) => this.monitor.record(hex, ok ? 1 : 0, ok ? 0 : 1),
+        onBadCopy: (r, why) => { this.rdb.markBad(r, why); this.repair?.soon() },
+        ...pick(c.tunables, ['hedgeMs', 'getTimeoutMs'])
+      })
+      this.auditor = new Auditor({ net: this.net, db: this.rdb, monitor: this.monitor, auditKey, periodMs: auditPeriodMs, ...pick(c.tunables, ['roundMs', 'sample', 'timeoutMs'], { roundMs: 'auditRoundMs', sample: 'auditSample', timeoutMs: 'auditTimeoutMs' }) })
+      this.auditor.on('result', r => {
+        this.emit('audit', r)
+        if (r.failed > 0) { this.healthCache = null; this.repair.soon() }
+      })
+      this.repair = new Repairer({
+        db: this.db,
+        rdb: this.rdb,
+        net: this.net,
+        placement: this.placement,
+        fetcher: this.fetcher,
+        monitor: this.monitor,
+        auditKey,
+        ...pick(c.tunables, ['checkMs', 'margin', 'concurrency', 'rateBytes', 'retryMs'], { checkMs: 'repairCheckMs', margin: 'repairMargin', concurrency: 'repairConcurrency', rateBytes: 'repairRateBytes', retryMs: 'repairRetryMs' })
+      })
+      this.repair.on('warning', e => this.warn(e))
+      this.repair.on('event', e => {
+        if (e.state === 'repaired' || e.state === 'unrecoverable') this.healthCache = null
+        this.emit('repair', e)
+        if (e.state === 'unrecoverable') this.replaceLocal()
+      })
       this.queue = new IngestQueue({
         engine: this.engine,
         db: this.db,
@@ -177,6 +234,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.discovery.ready()
       await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
       if (c.folders.length > 0) await this.startWatching()
+      // Dial every peer holding my shards now, not when discovery happens to find it again.
+      for (const h of this.rdb.holders()) this.peers.keep(h.peer)
+      this.monitor.start()
+      this.auditor.start()
+      this.repair.start()
       this.every(Math.min(this.t('evictCheckMs', EVICT_CHECK_MS), Math.max(1000, c.evictAfterMs / 4)), () => this.evictDue())
       this.every(this.t('cacheTrimMs', CACHE_TRIM_MS), async () => await this.trimCache())
       this.emit('ready')
@@ -215,6 +277,16 @@ export class Agent extends EventEmitter<AgentEvents> {
         const row = this.db.file(folder, relative(folder, f.path))
         if (row === null || (row.state !== 'hydrated' && (row.size !== f.size || row.mtimeMs !== f.mtimeMs || row.state !== 'stubbed'))) this.queue.add(folder, f.path)
       }
+    }
+  }
+
+  /**
+   * Hydrated files whose blocks have fewer than k good copies left: their local bytes are the only
+   * copy, so they are placed again (kept local, never stubbed before that placement completes).
+   */
+  private replaceLocal (): void {
+    for (const f of this.repair.unrecoverable(10_000)) {
+      if (f.state === 'hydrated' && this.config.folders.includes(f.folder)) this.queue.add(f.folder, join(f.folder, f.rel), 'replace')
     }
   }
 
@@ -341,8 +413,36 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (c !== null && now - c.checkedAt < (this.healthDirty ? HEALTH_MIN_MS : this.t('healthCacheMs', HEALTH_CACHE_MS))) return c
     this.healthDirty = false
     const live = this.net.peers().filter(p => p.isOpen).map(p => p.key)
-    this.healthCache = { ...this.db.health(live), repairing: 0, checkedAt: now }
+    const r = this.repair.status()
+    this.healthCache = { ...this.db.health(live), repairing: r.queued + r.active, unrecoverable: r.unrecoverable, checkedAt: now }
     return this.healthCache
+  }
+
+  /**
+   * What `dustbox repair` runs: an audit round of every connected peer (unless `audit: false`;
+   * `full: true` challenges every copy, not only those due),
+   * a repair check, and (unless `wait: false`) waiting until the repair queue is empty. Returns the
+   * audit outcome, the repair counters and every file that cannot be recovered.
+   */
+  async repairNow (p: Record<string, unknown>, signal?: AbortSignal): Promise<{ audited: { peers: number, passed: number, failed: number, unanswered: number }, repair: ReturnType<Repairer['status']>, unrecoverable: ReturnType<Repairer['unrecoverable']>, unrecoverableTotal: number }> {
+    for (const name of ['audit', 'wait', 'full'] as const) {
+      if (p[name] !== undefined && typeof p[name] !== 'boolean') throw new AgentError(AgentCodes.BAD_PARAMS, `"${name}" must be true or false`)
+    }
+    const audited = { peers: 0, passed: 0, failed: 0, unanswered: 0 }
+    if (p.audit !== false) {
+      for (const r of await this.auditor.round({ full: p.full === true })) {
+        audited.peers++
+        audited.passed += r.passed
+        audited.failed += r.failed
+        audited.unanswered += r.unanswered
+      }
+    }
+    this.monitor.tick()
+    this.repair.check()
+    if (p.wait !== false) await this.repair.idle(signal)
+    this.healthCache = null
+    const total = this.repair.check().unrecoverable
+    return { audited, repair: this.repair.status(), unrecoverable: this.repair.unrecoverable(10_000), unrecoverableTotal: total }
   }
 
   /** A page of watched files for the dashboard: `{folder?, filter?, offset?, limit?}`. */
@@ -372,6 +472,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     s.handle('pin', async p => await this.pin(str(p, 'path')))
     s.handle('unpin', async p => this.unpin(str(p, 'path')))
     s.handle('evict', async p => await this.evict(str(p, 'path')))
+    s.handle('repair', async (p, ctx) => await this.repairNow(p, ctx.signal))
     s.handle('stop', async () => {
       setImmediate(() => this.stopRequested?.())
       return { stopping: true }
@@ -380,6 +481,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.on('peer', e => s.publish('peer', e))
     this.on('waiting', r => s.publish('waiting', { reason: r }))
     this.on('warning', w => s.publish('warning', w))
+    this.on('health', e => s.publish('health', e))
+    this.on('audit', r => s.publish('audit', r))
+    this.on('repair', e => s.publish('repair', e))
   }
 
   /** Ask the process running this agent to stop (what the `stop` control call does). */
@@ -394,6 +498,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       const steps: Array<() => Promise<unknown> | unknown> = [
         async () => await this.watcher?.close(),
         async () => await this.queue?.close(),
+        () => this.auditor?.close(),
+        () => this.repair?.close(),
+        () => this.monitor?.close(),
         () => this.placement?.close(),
         () => this.peers?.close(),
         async () => await this.discovery?.close(),
@@ -418,9 +525,13 @@ function isOwnAddress (host: string, bound: string): boolean {
   return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === host) === true)
 }
 
-function pick (o: Readonly<Record<string, number>>, names: string[]): Record<string, number> {
+/** The tunables named (option name → tunable name through `rename`, default the same name). */
+function pick (o: Readonly<Record<string, number>>, names: string[], rename: Record<string, string> = {}): Record<string, number> {
   const out: Record<string, number> = {}
-  for (const n of names) if (o[n] !== undefined) out[n] = o[n]
+  for (const n of names) {
+    const v = o[rename[n] ?? n]
+    if (v !== undefined) out[n] = v
+  }
   return out
 }
 

@@ -9,7 +9,7 @@ import { humanBytes, count } from './format.js'
 import { runDemo } from './demo.js'
 import { runDhtNode } from './dht-node-cmd.js'
 import { runStart, type StartFlags } from './start-cmd.js'
-import { openCmd, pathCmd, statusCmd, stopCmd } from './client-cmds.js'
+import { openCmd, pathCmd, repairCmd, statusCmd, stopCmd } from './client-cmds.js'
 import { registerSetupCommands } from '../setup/commands.js'
 
 export interface CliIO {
@@ -110,10 +110,11 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .option('--dht-port <port>', 'DHT UDP port (default: port+1, or any free port)')
     .option('--bootstrap <host:port,...>', 'DHT nodes to join through, or "none" (default: the public mainline routers)')
     .option('--donate <size>', 'space given to other owners, e.g. 10G (default 10 GiB)')
-    .option('--redundancy <k+m>', 'Reed-Solomon data+parity shards per block (default 4+2)')
+    .option('--redundancy <k+m>', 'Reed-Solomon data+parity shards per block (default 12+6: needs 18 peers; see docs/durability.md)')
     .option('--cache <size>', 'local cache of fetched blocks (default 256 MiB)')
     .option('--settle <seconds>', 'a file must be unchanged this long before it is ingested (default 2)')
     .option('--evict-after <seconds>', 'a restored file unchanged this long becomes a stub again unless pinned (default 86400)')
+    .option('--lost-after <seconds>', 'a peer unreachable this long (counted while the agent runs) is lost and its shards are rebuilt elsewhere (default 259200, 3 days)')
     .option('--watcher <backend>', 'auto, parcel or chokidar (default auto)')
     .option('--no-tui', 'plain log lines instead of the dashboard')
     .action(async (opts: StartFlags) => {
@@ -125,6 +126,16 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .action(async () => {
       const { runTui } = await import('../tui/tui-cmd.js')
       await runTui(home())
+    })
+
+  program.command('repair')
+    .description('audit every peer now, rebuild missing shards on other peers, and list any file that cannot be recovered (exit 1 then)')
+    .option('--no-wait', 'start the repairs and return')
+    .option('--no-audit', 'skip the audit round')
+    .option('--full', 'challenge every shard copy on every peer, not only those due')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { wait: boolean, audit: boolean, full?: boolean, json?: boolean }) => {
+      exitCode = await repairCmd(home(), { wait: opts.wait, audit: opts.audit, full: opts.full === true, json: opts.json === true }, io)
     })
 
   program.command('status')

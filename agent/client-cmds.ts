@@ -42,9 +42,52 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
   io.out(`network: my shards on peers ${humanBytes(s.placement.taken)}; I hold ${humanBytes(s.placement.given)} for others; donating ${humanBytes(s.placement.donated)} (+${humanBytes(s.placement.grace)} grace)`)
   if (s.placement.waiting !== null) io.out(`WAITING: ${s.placement.waiting}`)
   io.out(`cache ${humanBytes(s.cache.bytes)} of ${humanBytes(s.cache.limit)}`)
-  for (const p of s.peers.slice(0, 50)) {
-    io.out(`  peer ${p.short} ${p.connected ? 'connected ' : 'offline   '} holds ${humanBytes(p.holdsForMe)} of mine, I hold ${humanBytes(p.iHoldForThem)} of theirs${p.offersSpace ? '' : ', offers no space'}`)
+  const h = s.health
+  io.out(`health: ${h.files} placed files, ${h.full} at full redundancy, ${h.degraded} degraded, ${h.atRisk} at risk, ${h.unavailable} unavailable now; repairing ${h.repairing} blocks (${s.repair.shardsRebuilt} shards rebuilt since start)`)
+  if (h.unrecoverable > 0) {
+    io.out(`UNRECOVERABLE: ${h.unrecoverable} files have a block with fewer than ${s.redundancy.k} shards left anywhere:`)
+    for (const f of s.unrecoverable) io.out(`  ${f.folder}/${f.rel} (${f.state})`)
   }
+  for (const p of s.peers.slice(0, 50)) {
+    const audit = p.lastAudit === null ? 'never audited' : `audit ${p.lastAudit.ok ? 'ok' : 'FAILED'} ${Math.round((Date.now() - p.lastAudit.at) / 1000)} s ago`
+    io.out(`  peer ${p.short} ${(p.state ?? (p.connected ? 'connected' : 'offline')).padEnd(9)} holds ${humanBytes(p.holdsForMe)} of mine, I hold ${humanBytes(p.iHoldForThem)} of theirs${p.offersSpace ? '' : ', offers no space'}; score ${p.score ?? '-'}, ${audit}${p.lostWhy !== null ? ` (lost: ${p.lostWhy})` : ''}`)
+  }
+}
+
+interface RepairReply {
+  audited: { peers: number, passed: number, failed: number, unanswered: number }
+  repair: AgentStatus['repair']
+  unrecoverable: AgentStatus['unrecoverable']
+  unrecoverableTotal: number
+}
+
+/** `dustbox repair`: audit every peer now, repair what needs it, list what cannot be recovered. Exit 1 if anything is unrecoverable. */
+export async function repairCmd (home: string, opts: { wait: boolean, audit: boolean, full?: boolean, json: boolean }, io: Io): Promise<number> {
+  const r = await withAgent(home, async c => {
+    const sub = opts.json ? null : await c.subscribe(['repair'], (_e, d) => {
+      const e = d as { state?: string, block?: string, shards?: number, error?: string }
+      if (e.state === 'repaired') io.err(`  block ${e.block}: ${e.shards ?? 0} shards rebuilt`)
+      else if (e.state === 'failed') io.err(`  block ${e.block}: ${e.error ?? 'failed'} (retried later)`)
+    })
+    try {
+      return await c.call<RepairReply>('repair', { wait: opts.wait, audit: opts.audit, full: opts.full === true }, { timeoutMs: 24 * 3600_000 })
+    } finally {
+      await sub?.close()
+    }
+  })
+  if (opts.json) {
+    io.out(JSON.stringify(r))
+  } else {
+    const a = r.audited
+    if (opts.audit) io.out(`audited ${a.peers} peers: ${a.passed} answers right, ${a.failed} wrong or missing, ${a.unanswered} unanswered`)
+    io.out(`repair: ${r.repair.repaired} blocks repaired, ${r.repair.shardsRebuilt} shards rebuilt, ${r.repair.failed} failed attempts, ${r.repair.queued + r.repair.active} still queued`)
+    if (r.unrecoverableTotal === 0) io.out('every placed file can be recovered')
+    else {
+      io.out(`UNRECOVERABLE: ${r.unrecoverableTotal} files have a block with too few shards left anywhere:`)
+      for (const f of r.unrecoverable) io.out(`  ${f.folder}/${f.rel} (${f.state === 'hydrated' ? 'still local: placed again' : 'stub only'})`)
+    }
+  }
+  return r.unrecoverableTotal > 0 ? 1 : 0
 }
 
 export function launchDefault (path: string, io: Io): void {

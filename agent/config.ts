@@ -21,8 +21,9 @@ export const DEFAULT_CACHE = 256 * MiB
 export const DEFAULT_SETTLE_S = 2
 /** A hydrated file unchanged this long is stubbed again unless pinned (--evict-after). */
 export const DEFAULT_EVICT_AFTER_S = 24 * 3600
-export const DEFAULT_K = 4
-export const DEFAULT_M = 2
+/** 12+6 (1.5x): the most durable 1.5x code the erasure library allows; docs/durability.md § Defaults. Needs 18 peers, 20+ to repair well. */
+export const DEFAULT_K = 12
+export const DEFAULT_M = 6
 export const MAX_SHARDS = 32
 export const CONFIG_FILE = 'agent.json'
 export const MAX_CONFIG_BYTES = 64 * KiB
@@ -42,6 +43,8 @@ export interface AgentConfig {
   readonly cache: number
   readonly settleMs: number
   readonly evictAfterMs: number
+  /** A peer holding shards and unreachable this long in total is lost: its shards are rebuilt elsewhere (--lost-after; default monitor.ts LOST_AFTER_MS). */
+  readonly lostAfterMs?: number
   readonly watcher: 'auto' | 'parcel' | 'chokidar'
   /** Ask the router for a port mapping (settings.json `mapPort`, set by `dustbox setup`; applied from issue 9 on). */
   readonly mapPort?: boolean

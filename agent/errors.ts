@@ -23,6 +23,8 @@ export const AgentCodes = {
   NOT_ENOUGH_PEERS: 'NOT_ENOUGH_PEERS',
   PLACEMENT_FAILED: 'PLACEMENT_FAILED',
   FETCH_FAILED: 'FETCH_FAILED',
+  /** A block could not be brought back to full redundancy (retried later). */
+  REPAIR_FAILED: 'REPAIR_FAILED',
   INDEX_FAILED: 'INDEX_FAILED',
   OPEN_WATCH_UNAVAILABLE: 'OPEN_WATCH_UNAVAILABLE'
 } as const

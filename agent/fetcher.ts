@@ -15,6 +15,19 @@ import { AgentError, AgentCodes } from './errors.js'
 
 export const GET_TIMEOUT_MS = 30_000
 export const CONNECT_TIMEOUT_MS = 10_000
+/** A block still short of k shards this long after its fetch began gets one more request (up to m). */
+export const HEDGE_MS = 2_000
+
+/** Per-fetch choices: which copies may be used, and who hears about each copy's outcome. */
+export interface FetchChoice {
+  readonly signal?: AbortSignal
+  /** Use only copies this accepts (repair skips bad copies and lost peers). */
+  readonly accept?: (r: ShardRow) => boolean
+  /** A copy the peer says it no longer has, or whose bytes do not hash to its id. */
+  readonly onBadCopy?: (r: ShardRow, why: string) => void
+  /** Each request to a connected peer: answered well (true) or failed / timed out (false). */
+  readonly onPeerResult?: (peerHex: string, ok: boolean) => void
+}
 
 export interface FetcherOptions {
   readonly net: NetNode
@@ -25,6 +38,12 @@ export interface FetcherOptions {
   /** Open a connection to a peer not connected now (by its last address, then the DHT). */
   readonly connect: (key: Buffer, signal?: AbortSignal) => Promise<Peer>
   readonly getTimeoutMs?: number
+  readonly hedgeMs?: number
+  /** Called for every fetch (hydrate and repair) unless the fetch gives its own. */
+  readonly onPeerResult?: (peerHex: string, ok: boolean) => void
+  readonly onBadCopy?: (r: ShardRow, why: string) => void
+  /** Copies every fetch may use (default: those not marked bad). */
+  readonly accept?: (r: ShardRow) => boolean
 }
 
 export class Fetcher {
@@ -52,7 +71,7 @@ export class Fetcher {
         db.cacheDrop(id) // gone or damaged: fetch it
       }
     }
-    await this.fetch(id, what, out, opts.signal)
+    await this.fetch(id, what, out, { signal: opts.signal })
     if (cache !== null && opts.cacheable === true) {
       try {
         await cache.put(id, out)
@@ -76,18 +95,31 @@ export class Fetcher {
     return rows.map(r => ({ r, s: score(r) })).sort((a, b) => a.s - b.s).map(x => x.r)
   }
 
-  private async fetch (id: Uint8Array, what: string, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+  /** Fetch one block from its shards, never from the cache (repair reads through this). */
+  async readBlock (id: Uint8Array, out: Uint8Array, choice: FetchChoice = {}): Promise<void> {
+    await this.fetch(id, `block ${Buffer.from(id).toString('hex').slice(0, 12)}`, out, choice)
+  }
+
+  private async fetch (id: Uint8Array, what: string, out: Uint8Array, choice: FetchChoice): Promise<void> {
     const { db } = this.opts
+    const signal = choice.signal
+    const onBad = choice.onBadCopy ?? this.opts.onBadCopy
+    const onResult = choice.onPeerResult ?? this.opts.onPeerResult
     const block = db.block(id)
     const idHex = Buffer.from(id).toString('hex').slice(0, 12)
     if (block === null) throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: block ${idHex} is not in this node's index (was the file stubbed by this identity on another machine?)`)
     if (block.stored !== out.byteLength) throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: block ${idHex} is ${block.stored} bytes in the index, the stub says ${out.byteLength}`)
     const { k, m } = block
-    const rows = this.order(db.shards(id))
+    const all = db.shards(id)
+    const accept = choice.accept ?? this.opts.accept ?? ((r: ShardRow) => r.bad == null)
+    const rows = this.order(all.filter(accept))
     const got: Array<Buffer | null> = new Array(k + m).fill(null)
     const problems: string[] = []
     let next = 0
     let have = 0
+    // Requests still running when k shards are in (slow peers, hedges) are cancelled.
+    const inner = new AbortController()
+    const sig = signal === undefined ? inner.signal : AbortSignal.any([signal, inner.signal])
     // Each row (a shard index on one peer) is tried once; skip indexes already had.
     const take = (): ShardRow | null => {
       while (next < rows.length) {
@@ -98,27 +130,62 @@ export class Fetcher {
     }
     const worker = async (): Promise<void> => {
       for (;;) {
-        if (have >= k) return
-        signal?.throwIfAborted()
+        if (have >= k || sig.aborted) return
         const r = take()
         if (r === null) return
+        const hex = r.peer.toString('hex')
         const started = performance.now()
+        let peer: Peer | null = null
         try {
-          const peer = await this.peerFor(r.peer, signal)
-          const data = await peer.get(r.shardId, { timeoutMs: this.opts.getTimeoutMs ?? GET_TIMEOUT_MS, signal })
-          if (!equalBytes(shardIdOf(data), r.shardId)) throw new Error('sent bytes that do not hash to the shard id')
-          this.rtt.set(r.peer.toString('hex'), performance.now() - started)
+          peer = await this.peerFor(r.peer, sig)
+          const data = await peer.get(r.shardId, { timeoutMs: this.opts.getTimeoutMs ?? GET_TIMEOUT_MS, signal: sig })
+          if (!equalBytes(shardIdOf(data), r.shardId)) {
+            onBad?.(r, `peer ${shortId(hex)} sent bytes that do not hash to shard ${r.idx}'s id`)
+            throw new Error('sent bytes that do not hash to the shard id')
+          }
+          this.rtt.set(hex, performance.now() - started)
+          onResult?.(hex, true)
           if (got[r.idx] === null && have < k) { got[r.idx] = data; have++; this.bytesFetched += data.byteLength }
         } catch (err) {
           if (signal?.aborted === true) throw err
-          this.rtt.set(r.peer.toString('hex'), 60_000)
-          if (problems.length < 8) problems.push(`peer ${shortId(r.peer.toString('hex'))} shard ${r.idx}: ${(err as Error).message}`)
+          const elapsed = performance.now() - started
+          if (inner.signal.aborted) {
+            // Cancelled because k shards came from faster peers: remember this one was slow, and
+            // one that had not answered in a whole hedge period counts as a failed request.
+            this.rtt.set(hex, Math.max(this.rtt.get(hex) ?? 0, elapsed))
+            if (peer !== null && elapsed >= (this.opts.hedgeMs ?? HEDGE_MS)) onResult?.(hex, false)
+            return
+          }
+          this.rtt.set(hex, 60_000)
+          if (peer !== null) {
+            onResult?.(hex, false)
+            if ((err as { code?: string }).code === 'NOT_FOUND') onBad?.(r, `peer ${shortId(hex)} no longer has shard ${r.idx}`)
+          }
+          if (problems.length < 8) problems.push(`peer ${shortId(hex)} shard ${r.idx}: ${(err as Error).message}`)
         }
       }
     }
-    await Promise.all(Array.from({ length: k }, worker))
+    await new Promise<void>(resolve => {
+      let running = 0
+      let extra = 0
+      const spawn = (): void => {
+        running++
+        void worker().catch(() => {}).finally(() => {
+          running--
+          if (have >= k || running === 0) { clearInterval(hedge); resolve() }
+        })
+      }
+      // A worker that waits on a slow or silent peer is joined by one more, every hedgeMs.
+      const hedge = setInterval(() => {
+        if (have < k && extra < m && next < rows.length) { extra++; spawn() }
+      }, this.opts.hedgeMs ?? HEDGE_MS)
+      hedge.unref()
+      for (let i = 0; i < k; i++) spawn()
+    })
+    inner.abort()
+    signal?.throwIfAborted()
     if (have < k) {
-      throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: only ${have} of the ${k} shards needed for block ${idHex} could be fetched (${rows.length} known): ${problems.join('; ') || 'no holder known'}`)
+      throw new AgentError(AgentCodes.FETCH_FAILED, `${what}: only ${have} of the ${k} shards needed for block ${idHex} could be fetched (${rows.length} usable of ${all.length} known): ${problems.join('; ') || 'no holder known'}`)
     }
     await decodeShards(got, k, m, block.stored, out)
     if (!equalBytes(this.opts.crypto.hash(out), id)) {

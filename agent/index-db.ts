@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { AgentError, AgentCodes } from './errors.js'
 
 export const INDEX_FILE = 'index.sqlite'
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export type FileState = 'pending' | 'uploading' | 'waiting' | 'stubbed' | 'hydrated' | 'failed' | 'removed'
 
@@ -34,6 +34,12 @@ export interface ShardRow {
   readonly shardId: Buffer
   readonly peer: Buffer
   readonly size: number
+  /** Precomputed audit answers (docs/audits.md) for epoch 0, when the placement made them. */
+  readonly proofs?: Buffer | null
+  /** Start of the audit clock (spread by the placement so audits of one upload do not come due at once). */
+  readonly auditedAt?: number
+  /** Why this copy is known to be lost (an audit failed, the peer said it is gone), or null. */
+  readonly bad?: string | null
 }
 
 export interface BlockRow {
@@ -102,9 +108,32 @@ CREATE TABLE IF NOT EXISTS shards (
   peer BLOB NOT NULL,
   size INTEGER NOT NULL,
   stored_at INTEGER NOT NULL,
+  proofs BLOB,
+  epoch INTEGER NOT NULL DEFAULT 0,
+  proof_next INTEGER NOT NULL DEFAULT 0,
+  audited_at INTEGER NOT NULL DEFAULT 0,
+  bad TEXT,
   PRIMARY KEY (block_id, idx, peer)
 );
 CREATE INDEX IF NOT EXISTS shards_peer ON shards(peer);
+CREATE INDEX IF NOT EXISTS shards_audit ON shards(peer, audited_at);
+CREATE TABLE IF NOT EXISTS peer_health (
+  key BLOB PRIMARY KEY,
+  absent_ms INTEGER NOT NULL DEFAULT 0,
+  lost_at INTEGER,
+  lost_why TEXT,
+  score REAL NOT NULL DEFAULT 1,
+  audits_ok INTEGER NOT NULL DEFAULT 0,
+  audits_failed INTEGER NOT NULL DEFAULT 0,
+  last_audit_at INTEGER,
+  last_audit_ok INTEGER
+);
+CREATE TABLE IF NOT EXISTS orphans (
+  peer BLOB NOT NULL,
+  shard_id BLOB NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (peer, shard_id)
+);
 CREATE TABLE IF NOT EXISTS peers (
   key BLOB PRIMARY KEY,
   host TEXT NOT NULL,
@@ -155,6 +184,14 @@ export class IndexDb {
       if (version > SCHEMA_VERSION) {
         throw new AgentError(AgentCodes.INDEX_FAILED, `${JSON.stringify(this.path)} has schema ${version}, newer than this dustbox (${SCHEMA_VERSION}); upgrade dustbox`)
       }
+      if (version === 1) {
+        // v1 → v2: audit state on each shard copy (the tables added in v2 are created by SCHEMA).
+        this.db.exec(`ALTER TABLE shards ADD COLUMN proofs BLOB;
+          ALTER TABLE shards ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE shards ADD COLUMN proof_next INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE shards ADD COLUMN audited_at INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE shards ADD COLUMN bad TEXT;`)
+      }
       this.db.exec(SCHEMA)
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
       const quick = this.db.pragma('quick_check', { simple: true })
@@ -185,8 +222,8 @@ export class IndexDb {
       stateCounts: p('SELECT d.path AS folder, f.state AS state, COUNT(*) AS n, COALESCE(SUM(f.size), 0) AS bytes FROM files f JOIN folders d ON d.id = f.folder_id GROUP BY d.path, f.state'),
       block: p('SELECT id, stored, k, m FROM blocks WHERE id = ?'),
       addBlock: p('INSERT OR IGNORE INTO blocks (id, stored, k, m, placed_at) VALUES (?, ?, ?, ?, ?)'),
-      addShard: p('INSERT OR REPLACE INTO shards (block_id, idx, shard_id, peer, size, stored_at) VALUES (?, ?, ?, ?, ?, ?)'),
-      shards: p('SELECT block_id, idx, shard_id, peer, size FROM shards WHERE block_id = ? ORDER BY idx'),
+      addShard: p('INSERT OR REPLACE INTO shards (block_id, idx, shard_id, peer, size, stored_at, proofs, epoch, proof_next, audited_at, bad) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, NULL)'),
+      shards: p('SELECT block_id, idx, shard_id, peer, size, bad FROM shards WHERE block_id = ? ORDER BY idx'),
       bytesOnPeer: p('SELECT COALESCE(SUM(size), 0) AS n FROM shards WHERE peer = ?'),
       bytesPlaced: p('SELECT COALESCE(SUM(size), 0) AS n FROM shards'),
       shardsPerPeer: p('SELECT peer, COUNT(*) AS n, SUM(size) AS bytes FROM shards GROUP BY peer'),
@@ -202,6 +239,12 @@ export class IndexDb {
   }
 
   private readonly now: () => number
+
+  /** The open database, for the companion classes that keep their own statements (repair-db.ts). */
+  get raw (): Database.Database {
+    this.check()
+    return this.db
+  }
 
   private check (): void {
     if (this.closed) throw new AgentError(AgentCodes.CLOSED, 'the index is closed')
@@ -319,7 +362,7 @@ export class IndexDb {
       const files = (this.db.prepare('SELECT COUNT(*) AS n FROM files WHERE version_id IS NOT NULL AND state IN (\'stubbed\', \'hydrated\')').get() as { n: number }).n
       const r = this.db.prepare(`WITH per_block AS (
           SELECT vb.version_id AS v, b.k AS k, b.m AS m,
-            (SELECT COUNT(DISTINCT s.idx) FROM shards s WHERE s.block_id = vb.block_id AND s.peer IN (SELECT peer FROM temp.live)) AS avail
+            (SELECT COUNT(DISTINCT s.idx) FROM shards s WHERE s.block_id = vb.block_id AND s.bad IS NULL AND s.peer IN (SELECT peer FROM temp.live)) AS avail
           FROM version_blocks vb JOIN blocks b ON b.id = vb.block_id
           WHERE vb.version_id IN (SELECT version_id FROM files WHERE version_id IS NOT NULL AND state IN ('stubbed', 'hydrated'))
         ), per_version AS (SELECT v, MIN(avail - k) AS margin, MIN(avail - k - m) AS spare FROM per_block GROUP BY v)
@@ -340,14 +383,14 @@ export class IndexDb {
     this.tx(() => {
       const at = this.now()
       this.st.addBlock.run(Buffer.from(block.id), block.stored, block.k, block.m, at)
-      for (const s of shards) this.st.addShard.run(s.blockId, s.idx, s.shardId, s.peer, s.size, at)
+      for (const s of shards) this.st.addShard.run(s.blockId, s.idx, s.shardId, s.peer, s.size, at, s.proofs ?? null, s.auditedAt ?? at)
     })
   }
 
   shards (blockId: Uint8Array): ShardRow[] {
     this.check()
-    return (this.st.shards.all(Buffer.from(blockId)) as Array<{ block_id: Buffer, idx: number, shard_id: Buffer, peer: Buffer, size: number }>)
-      .map(r => ({ blockId: r.block_id, idx: r.idx, shardId: r.shard_id, peer: r.peer, size: r.size }))
+    return (this.st.shards.all(Buffer.from(blockId)) as Array<{ block_id: Buffer, idx: number, shard_id: Buffer, peer: Buffer, size: number, bad: string | null }>)
+      .map(r => ({ blockId: r.block_id, idx: r.idx, shardId: r.shard_id, peer: r.peer, size: r.size, bad: r.bad }))
   }
 
   /** Bytes of my shards a peer holds (what it gives me). */

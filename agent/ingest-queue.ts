@@ -22,7 +22,8 @@ export const MAX_QUEUED = 1_000_000
 export const RETRY_MIN_MS = 5_000
 export const RETRY_MAX_MS = 10 * 60_000
 
-export type JobKind = 'ingest' | 'evict'
+/** ingest: a new or changed file; evict: stub a hydrated one; replace: place a hydrated file's blocks again (theirs were lost), keep the file. */
+export type JobKind = 'ingest' | 'evict' | 'replace'
 
 export interface FileEvent {
   readonly folder: string
@@ -131,7 +132,7 @@ export class IngestQueue {
     if (row !== null && row.state === 'hydrated' && job.kind !== 'evict') {
       // Our own hydrate placed this file, or the user changed a hydrated file: place the new
       // version (a backup) but keep the file; it is stubbed after --evict-after without change.
-      if (unchanged) return
+      if (unchanged && job.kind !== 'replace') return
       keep = true
     }
     const fileId = db.touchFile(folder, rel, keep && row?.state === 'hydrated' ? 'hydrated' : 'uploading', st.size, st.mtimeMs)

@@ -60,6 +60,12 @@ export class PeerKeeper {
     this.timers.set(hex, { timer, delay: d })
   }
 
+  /** Keep dialling this peer (at its last address, with backoff) until it is connected: holders of my shards. */
+  keep (key: Buffer): void {
+    if (this.opts.net.peer(key)?.isOpen === true) return
+    this.schedule(key, 50 + Math.floor(Math.random() * 200))
+  }
+
   /** An open connection to this identity: the existing one, its last address, or the DHT. */
   async connect (key: Buffer, signal?: AbortSignal): Promise<Peer> {
     const { net, db, discovery } = this.opts

@@ -42,6 +42,14 @@ export interface PlacementOptions {
   readonly peerBackoffMs?: number
   readonly waitRecheckMs?: number
   readonly spaceRefreshMs?: number
+  /** May this peer get new shards (the monitor says no for lost and untrusted peers)? */
+  readonly accept?: (keyHex: string) => boolean
+  /** Does the index hold every shard of this block on a good copy? (default: the block has a row) */
+  readonly intact?: (id: Uint8Array) => boolean
+  /** Audit answers to record with a new shard copy (docs/audits.md), or null. */
+  readonly proofsFor?: (shardId: Buffer, shard: Buffer) => Buffer | null
+  /** New copies get their first audit spread over this period. */
+  readonly auditPeriodMs?: number
 }
 
 interface PeerInfo {
@@ -135,6 +143,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
       if (!p.isOpen) continue
       const hex = p.key.toString('hex')
       if (exclude.has(hex)) continue
+      if (this.opts.accept !== undefined && !this.opts.accept(hex)) continue
       const i = this.infoOf(p)
       if (i.spaceAt === 0 || now - i.spaceAt > (this.opts.spaceRefreshMs ?? SPACE_REFRESH_MS)) void this.refresh(p).finally(() => this.wake())
       if (!i.offers || i.backoffUntil > now || i.free - i.inflight < size) continue
@@ -186,7 +195,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
 
   /** True when the index already has this block at full redundancy. */
   isPlaced (id: Uint8Array): boolean {
-    return this.db.block(id) !== null
+    return this.opts.intact !== undefined ? this.opts.intact(id) : this.db.block(id) !== null
   }
 
   /**
@@ -241,7 +250,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
     }
     const used = new Set<string>()
     for (const p of chosen) used.add(p.key.toString('hex'))
-    const rows = await Promise.all(shards.map(async (shard, idx) => await this.putShard(id, idx, shard, chosen[idx], used, signal)))
+    const rows = await Promise.all(shards.map(async (shard, idx) => this.withProofs(await this.putShard(id, idx, shard, chosen[idx], used, signal), shard)))
     this.db.addPlacement({ id, stored, k: this.k, m: this.m }, rows)
     for (const r of rows) {
       const hex = r.peer.toString('hex')
@@ -251,7 +260,29 @@ export class Placement extends EventEmitter<PlacementEvents> {
     this.emit('placed', { blockId: id, bytes: total })
   }
 
-  private async putShard (blockId: Uint8Array, idx: number, shard: Buffer, first: Peer, used: Set<string>, signal?: AbortSignal): Promise<ShardRow> {
+  /** The row with its audit answers and a first audit time spread over the audit period. */
+  private withProofs (row: ShardRow, shard: Buffer): ShardRow {
+    const proofs = this.opts.proofsFor?.(row.shardId, shard) ?? null
+    const period = this.opts.auditPeriodMs ?? 0
+    return { ...row, proofs, auditedAt: Date.now() - (period > 1 ? randomInt(Math.min(period, 2 ** 47)) : 0) }
+  }
+
+  /**
+   * Put one shard of a block on one more peer, not one of `exclude` (the peers holding any shard
+   * of this block; the chosen one is added), for repair. `onAttempt` runs before each PUT (the
+   * caller records the copy as an orphan until its row is written). Null when no peer can take it.
+   */
+  async placeShard (blockId: Uint8Array, idx: number, shard: Buffer, exclude: Set<string>, opts: { signal?: AbortSignal, onAttempt?: (peer: Buffer, shardId: Buffer) => void } = {}): Promise<ShardRow | null> {
+    const first = this.eligible(shard.byteLength, exclude)[0]
+    if (first === undefined) return null
+    exclude.add(first.key.toString('hex'))
+    const row = await this.putShard(blockId, idx, shard, first, exclude, opts.signal, opts.onAttempt)
+    this.onPeer.set(row.peer.toString('hex'), (this.onPeer.get(row.peer.toString('hex')) ?? 0) + row.size)
+    this.placedBytes += row.size
+    return this.withProofs(row, shard)
+  }
+
+  private async putShard (blockId: Uint8Array, idx: number, shard: Buffer, first: Peer, used: Set<string>, signal?: AbortSignal, onAttempt?: (peer: Buffer, shardId: Buffer) => void): Promise<ShardRow> {
     const shardId = shardIdOf(shard)
     let peer: Peer | undefined = first
     let lastError: unknown = null
@@ -266,6 +297,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
       const i = this.infoOf(peer)
       i.inflight += shard.byteLength
       try {
+        onAttempt?.(peer.key, shardId)
         const r = await peer.put(shardId, shard, { timeoutMs: this.opts.putTimeoutMs ?? PUT_TIMEOUT_MS, signal })
         i.free = Math.max(0, Number(r.quotaForYou - r.usedByYou))
         i.failures = 0
@@ -320,6 +352,15 @@ export class Placement extends EventEmitter<PlacementEvents> {
       }
     }
     throw new AgentError(AgentCodes.PLACEMENT_FAILED, `read-back of block ${Buffer.from(blockId).toString('hex').slice(0, 12)} failed: ${(lastError as Error | null)?.message ?? 'no shard'}`)
+  }
+
+  /** Copies dropped from the index (replaced by a repair): no longer counted as taken. */
+  forget (rows: ReadonlyArray<{ peer: Buffer, size: number }>): void {
+    for (const r of rows) {
+      const hex = r.peer.toString('hex')
+      this.onPeer.set(hex, Math.max(0, (this.onPeer.get(hex) ?? 0) - r.size))
+      this.placedBytes = Math.max(0, this.placedBytes - r.size)
+    }
   }
 
   /** What this node takes from the network (bytes of its shards on peers), in total and on one peer. */

@@ -23,6 +23,7 @@ export interface StartFlags {
   cache?: string
   settle?: string
   evictAfter?: string
+  lostAfter?: string
   watcher?: string
   tui?: boolean
 }
@@ -63,6 +64,7 @@ export async function configFromFlags (home: string, f: StartFlags, env: NodeJS.
     cache: f.cache !== undefined ? parseSize(f.cache, '--cache') : DEFAULT_CACHE,
     settleMs: parseSeconds(f.settle ?? String(DEFAULT_SETTLE_S), '--settle', 3600),
     evictAfterMs: parseSeconds(f.evictAfter ?? String(DEFAULT_EVICT_AFTER_S), '--evict-after'),
+    ...(f.lostAfter !== undefined ? { lostAfterMs: parseSeconds(f.lostAfter, '--lost-after') } : {}),
     watcher,
     mapPort: s.mapPort ?? false,
     tunables: parseTunables(env.DUSTBOX_TUNABLES)

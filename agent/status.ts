@@ -7,6 +7,9 @@
 import type { Agent } from './agent.js'
 import { GRACE_BYTES } from './placement.js'
 import type { TransferStatus } from './activity.js'
+import type { PeerState } from './monitor.js'
+import type { RepairStatus } from './repair.js'
+import type { UnrecoverableFile } from './repair-db.js'
 
 export interface PeerStatus {
   readonly id: string
@@ -20,7 +23,13 @@ export interface PeerStatus {
   readonly address: string | null
   readonly transport: 'utp' | 'tcp' | null
   readonly rttMs: number | null
-  /** The last proof-of-storage audit of this peer (audits come with monitoring; null until then). */
+  /** Monitored state (docs/audits.md §6): online, suspect, offline, lost; null for a peer holding nothing of mine. */
+  readonly state: PeerState | null
+  /** Audit score from 0 to 1 (1: every answer right), and why the peer is lost. */
+  readonly score: number | null
+  readonly lostWhy: string | null
+  readonly audits: { readonly ok: number, readonly failed: number }
+  /** The last proof-of-storage audit of this peer, or null when never audited. */
   readonly lastAudit: { readonly at: number, readonly ok: boolean } | null
 }
 
@@ -31,7 +40,10 @@ export interface HealthStatus {
   readonly degraded: number
   readonly atRisk: number
   readonly unavailable: number
+  /** Blocks queued or being repaired. */
   readonly repairing: number
+  /** Placed files with a block that has fewer than k good copies anywhere (the `repair` method lists them). */
+  readonly unrecoverable: number
   readonly checkedAt: number
 }
 
@@ -63,17 +75,22 @@ export interface AgentStatus {
   readonly traffic: { readonly bytesIn: number, readonly bytesOut: number }
   readonly transfers: TransferStatus[]
   readonly health: HealthStatus
+  readonly repair: RepairStatus
+  readonly audits: { readonly rounds: number, readonly challenges: number, readonly wireBytes: number }
+  /** Up to 100 files that cannot be recovered now (see health.unrecoverable for the count). */
+  readonly unrecoverable: UnrecoverableFile[]
 }
 
 export function buildStatus (a: Agent): AgentStatus {
   const usage = a.net.usage()
   const info = a.placement.peerInfo()
-  const ids = new Set<string>([...usage.keys(), ...a.net.peers().map(p => p.key.toString('hex'))])
+  const ids = new Set<string>([...usage.keys(), ...a.net.peers().map(p => p.key.toString('hex')), ...a.monitor.keys()])
   const peers: PeerStatus[] = []
   for (const hex of ids) {
     const p = a.net.peer(Buffer.from(hex, 'hex'))
     const i = info.get(hex)
     const seen = p === undefined ? a.db.peer(Buffer.from(hex, 'hex')) : null
+    const h = a.monitor.health(hex)
     peers.push({
       id: p?.id ?? hex,
       short: hex.slice(0, 8),
@@ -85,7 +102,11 @@ export function buildStatus (a: Agent): AgentStatus {
       address: p !== undefined ? `${p.remote.host}:${p.remote.port}` : seen !== null ? `${seen.host}:${seen.port}` : null,
       transport: p?.transport ?? null,
       rttMs: p?.rtt ?? null,
-      lastAudit: null
+      state: h?.state ?? null,
+      score: h?.score ?? null,
+      lostWhy: h?.lostWhy ?? null,
+      audits: { ok: h?.auditsOk ?? 0, failed: h?.auditsFailed ?? 0 },
+      lastAudit: h?.lastAudit ?? null
     })
   }
   peers.sort((x, y) => Number(y.connected) - Number(x.connected) || x.short.localeCompare(y.short))
@@ -125,6 +146,9 @@ export function buildStatus (a: Agent): AgentStatus {
     fetchedBytes: a.fetcher.bytesFetched,
     traffic: a.activity.traffic(a.net.peers()),
     transfers: a.activity.list(),
-    health: a.health()
+    health: a.health(),
+    repair: a.repair.status(),
+    audits: { rounds: a.auditor.rounds, challenges: a.auditor.challenges, wireBytes: a.auditor.wireBytes },
+    unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : []
   }
 }

@@ -15,6 +15,9 @@ export const BIN = fileURLToPath(new URL('../../bin/dustbox.js', import.meta.url
 export const START_TIMEOUT_MS = 30_000
 export const STOP_GRACE_MS = 5_000
 
+/** Redundancy of a local swarm's agents (a handful of peers; the product default 12+6 needs 18). */
+export const LOCAL_REDUNDANCY = '4+2'
+
 /** Timers short enough for a loopback swarm to form in a second or two. */
 export const LOCAL_TUNABLES: Record<string, number> = {
   lookupIntervalMs: 1000,
@@ -43,6 +46,8 @@ export interface StartAgentOptions {
   readonly extraArgs?: readonly string[]
   readonly tunables?: Record<string, number>
   readonly env?: NodeJS.ProcessEnv
+  /** Script to run instead of bin/dustbox.js (tests: a peer that misbehaves on purpose). */
+  readonly bin?: string
 }
 
 export class LocalSwarm {
@@ -55,9 +60,9 @@ export class LocalSwarm {
     this.base = base
   }
 
-  private spawnChild (name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}): SwarmChild {
+  private spawnChild (name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): SwarmChild {
     // stdin stays open as a lifeline: the child stops when it closes (this process died).
-    const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DUSTBOX_EXIT_WITH_PARENT: '1', ...env } })
+    const proc = spawn(process.execPath, [bin, '--home', home, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DUSTBOX_EXIT_WITH_PARENT: '1', ...env } })
     const output: string[] = []
     const keep = (b: Buffer): void => {
       for (const line of b.toString('utf8').split('\n')) if (line !== '' && output.length < 2000) output.push(line)
@@ -92,9 +97,10 @@ export class LocalSwarm {
     await fsp.mkdir(o.home, { recursive: true, mode: 0o700 })
     const args = ['start', '--no-tui', '--host', '127.0.0.1', '--port', '0', '--bootstrap', this.bootstrap, '--donate', o.donate ?? '4G']
     for (const f of o.folders ?? []) args.push('--folder', f)
+    if (!(o.extraArgs ?? []).includes('--redundancy')) args.push('--redundancy', LOCAL_REDUNDANCY)
     args.push(...(o.extraArgs ?? []))
     const tunables = { ...LOCAL_TUNABLES, ...o.tunables }
-    const c = this.spawnChild(o.name, o.home, args, { DUSTBOX_TUNABLES: JSON.stringify(tunables), ...o.env })
+    const c = this.spawnChild(o.name, o.home, args, { DUSTBOX_TUNABLES: JSON.stringify(tunables), ...o.env }, o.bin)
     await this.waitControl(c)
     return c
   }

@@ -312,8 +312,12 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     const existing = this.byKey.get(keyHex)
     if (existing !== undefined && existing.isOpen) {
       // Both sides dialed at once: keep the connection dialed by the smaller key, on both sides alike.
+      // The same side dialing again means its end of the old one is gone (it restarted, or lost it
+      // without a reset, as uTP can): the new one replaces the stale one.
       const dialerOf = (p: { initiator: boolean }): Buffer => p.initiator ? this.key : hs.remoteKey
-      const keepNew = existing.initiator !== initiator && Buffer.compare(dialerOf({ initiator }), dialerOf(existing)) < 0
+      const keepNew = existing.initiator === initiator
+        ? true
+        : Buffer.compare(dialerOf({ initiator }), dialerOf(existing)) < 0
       if (!keepNew) {
         channel.close(null, encodeGoodbye(WireErrorCodes.CLOSED, 'duplicate connection'))
         return existing

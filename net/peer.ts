@@ -80,6 +80,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   hello: Hello | null = null
   /** Last measured round-trip time in ms (keepalive pings), or null. */
   rtt: number | null = null
+  /** When the last frame from this peer arrived (Date.now()): what liveness monitoring reads. */
+  lastHeardAt = Date.now()
   private readonly channel: SecureChannel
   private readonly handler: RequestHandler
   private readonly requestTimeoutMs: number
@@ -116,7 +118,13 @@ export class Peer extends EventEmitter<PeerEvents> {
     channel.on('frame', (f, release) => this.onFrame(f, release))
     channel.once('close', err => this.onClose(err))
     const every = opts.keepaliveMs ?? KEEPALIVE_MS
-    this.keepalive = setInterval(() => { this.ping({ timeoutMs: every * 2 }).catch(() => {}) }, every)
+    // A peer silent for two keepalive periods is gone (uTP has no reset: without this its
+    // connection would only end at the transport's own timeout, ~30 s later).
+    this.keepalive = setInterval(() => {
+      this.ping({ timeoutMs: every * 2 }).catch(() => {
+        if (Date.now() - this.lastHeardAt >= every * 2) this.close(NetCodes.TIMEOUT, 'keepalive: no answer')
+      })
+    }, every)
     this.keepalive.unref()
     try { channel.send(encodeHello(opts.localHello)) } catch {}
   }
@@ -284,6 +292,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   // ---------------------------------------------------------------------------------- server side
 
   private onFrame (plain: Buffer, release: () => void): void {
+    this.lastHeardAt = Date.now()
     let frame
     try {
       frame = decodeFrame(plain)

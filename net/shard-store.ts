@@ -314,7 +314,7 @@ export class ShardStore {
     return { entries, more: false }
   }
 
-  /** Answer audit challenges: keyed hash over the challenged range (docs/protocol.md §7.3). */
+  /** Answer audit challenges: keyed hash over the challenged range (docs/protocol.md §6); the whole copy is verified first. */
   async audit (owner: Uint8Array, challenges: AuditChallenge[]): Promise<AuditAnswer[]> {
     const ownerHex = Buffer.from(owner).toString('hex')
     const out: AuditAnswer[] = []
@@ -326,6 +326,13 @@ export class ShardStore {
       } catch (err) {
         if (err instanceof NetError && err.code === NetCodes.NOT_FOUND) { out.push({ status: AuditStatus.MISSING, proof: Buffer.alloc(32) }); continue }
         throw err
+      }
+      // An honest node checks the whole copy while it has it in hand (a weekly scrub at the agent's
+      // audit rate): a copy damaged on disk is dropped and answered MISSING, like GET does.
+      if (!shardIdOf(data).equals(c.shard)) {
+        await this.remove(ownerHex, idHex)
+        out.push({ status: AuditStatus.MISSING, proof: Buffer.alloc(32) })
+        continue
       }
       const end = c.length === 0 ? data.length : c.offset + c.length
       if (c.offset > data.length || end > data.length) { out.push({ status: AuditStatus.BAD_RANGE, proof: Buffer.alloc(32) }); continue }

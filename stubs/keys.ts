@@ -16,7 +16,8 @@ export const KDF_LABELS = {
   stubMac: 'dustbox/v1/stub-mac',
   index: 'dustbox/v1/index',
   chunker: 'dustbox/v1/chunker',
-  pointer: 'dustbox/v1/pointer-key'
+  pointer: 'dustbox/v1/pointer-key',
+  audit: 'dustbox/v1/audit'
 } as const
 
 export const SECRET_FILE = 'secret.key'
@@ -39,6 +40,8 @@ export interface Keys {
   readonly chunker: Uint8Array
   /** Seals the owner's BEP 44 pointer in the DHT (docs/discovery.md §4). */
   readonly pointer: Uint8Array
+  /** Derives the owner's secret audit nonces and challenge order (docs/audits.md §2). */
+  readonly audit: Uint8Array
 }
 
 export function deriveKey (crypto: Crypto, root: Uint8Array, label: string): Uint8Array {
@@ -56,7 +59,8 @@ export function deriveKeys (crypto: Crypto, root: Uint8Array): Keys {
     stubMac: deriveKey(crypto, root, KDF_LABELS.stubMac),
     index: deriveKey(crypto, root, KDF_LABELS.index),
     chunker: deriveKey(crypto, root, KDF_LABELS.chunker),
-    pointer: deriveKey(crypto, root, KDF_LABELS.pointer)
+    pointer: deriveKey(crypto, root, KDF_LABELS.pointer),
+    audit: deriveKey(crypto, root, KDF_LABELS.audit)
   }
 }
 

@@ -41,7 +41,7 @@ test('files pages and filters; status has addresses, RTT, traffic and health; he
   }
   assert.ok(s.traffic.bytesOut > 13 * 5000, 'shards went out')
   assert.deepEqual(s.network.bootstrap, [ts.swarm.bootstrap])
-  assert.deepEqual({ ...s.health, checkedAt: 0 }, { files: 13, full: 13, degraded: 0, atRisk: 0, unavailable: 0, repairing: 0, checkedAt: 0 })
+  assert.deepEqual({ ...s.health, checkedAt: 0 }, { files: 13, full: 13, degraded: 0, atRisk: 0, unavailable: 0, repairing: 0, unrecoverable: 0, checkedAt: 0 })
 
   // Two of six peers gone: every file has exactly k=4 shards left (each peer holds one of six).
   await ts.swarm.stop(ts.peers[0], 'SIGKILL')

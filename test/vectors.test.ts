@@ -283,6 +283,7 @@ function computeVectors (crypto: Crypto): Record<string, unknown> {
       index: hex(keys.index),
       chunker: hex(keys.chunker),
       pointer: hex(keys.pointer),
+      audit: hex(keys.audit),
       ed25519PublicKey: hex(keys.identity.publicKey),
       ed25519SecretKey: hex(keys.identity.secretKey),
       ownerId: keys.ownerId

@@ -81,11 +81,11 @@ check("secret file", "# dustbox root secret. Anyone holding this file can read a
       "dustbox-secret-v1:" + root.hex() + "\n", k["secretFile"])
 labels = {"identity": "dustbox/v1/identity", "data": "dustbox/v1/data", "plainHash": "dustbox/v1/plain-hash",
           "stubMac": "dustbox/v1/stub-mac", "index": "dustbox/v1/index", "chunker": "dustbox/v1/chunker",
-          "pointer": "dustbox/v1/pointer-key"}
+          "pointer": "dustbox/v1/pointer-key", "audit": "dustbox/v1/audit"}
 check("labels", labels, k["labels"])
 K = {name: b2b(label.encode("ascii"), key=root) for name, label in labels.items()}
 check("identity seed", K["identity"].hex(), k["identitySeed"])
-for name in ("data", "plainHash", "stubMac", "index", "chunker", "pointer"):
+for name in ("data", "plainHash", "stubMac", "index", "chunker", "pointer", "audit"):
     check(f"key {name}", K[name].hex(), k[name])
 pk = Ed25519PrivateKey.from_private_bytes(K["identity"]).public_key().public_bytes(
     serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -79,3 +79,31 @@ export async function diskUsage (dir: string): Promise<number> {
 export function stubbedCount (s: AgentStatus): number {
   return s.folders.reduce((n, f) => n + (f.files.stubbed ?? 0), 0)
 }
+
+/** Short monitor, audit and repair timers for the fault tests (peers lost after 3 s of absence). */
+export const REPAIR_TUNABLES: Record<string, number> = {
+  keepaliveMs: 500,
+  monitorTickMs: 250,
+  suspectAfterMs: 2000,
+  offlineAfterMs: 1000,
+  lostAfterMs: 3000,
+  startGraceMs: 1000,
+  auditRoundMs: 1000,
+  auditPeriodMs: 4000,
+  repairCheckMs: 1000,
+  repairRetryMs: 1000,
+  repairRateBytes: 0,
+  hedgeMs: 1000
+}
+
+/** Short id (8 hex digits, as status lists peers) of every storage peer of the swarm, by child. */
+export async function peerIds (ts: TestSwarm): Promise<Map<SwarmChild, string>> {
+  const out = new Map<SwarmChild, string>()
+  for (const p of ts.peers) out.set(p, (await agentStatus(p.home)).identity.slice(0, 8))
+  return out
+}
+
+/** Short ids of the peers the owner records shards of its on. */
+export function holders (s: AgentStatus): string[] {
+  return s.peers.filter(p => p.holdsForMe > 0).map(p => p.short)
+}

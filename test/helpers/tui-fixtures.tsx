@@ -12,7 +12,7 @@ export const ID = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8
 
 export function peer (i: number, over: Partial<PeerStatus> = {}): PeerStatus {
   const hex = (i.toString(16).padStart(2, '0') + 'f00dbeef').repeat(8).slice(0, 64)
-  return { id: `PEER${i}`, short: hex.slice(0, 8), connected: true, holdsForMe: 3 * 1024 * 1024 * (i + 1), iHoldForThem: 1024 * 1024 * i, offersSpace: true, freeForMe: 1 << 30, address: `127.0.0.1:${40000 + i}`, transport: i % 2 === 0 ? 'utp' : 'tcp', rttMs: 0.5 + i, lastAudit: null, ...over }
+  return { id: `PEER${i}`, short: hex.slice(0, 8), connected: true, holdsForMe: 3 * 1024 * 1024 * (i + 1), iHoldForThem: 1024 * 1024 * i, offersSpace: true, freeForMe: 1 << 30, address: `127.0.0.1:${40000 + i}`, transport: i % 2 === 0 ? 'utp' : 'tcp', rttMs: 0.5 + i, state: 'online', score: 1, lostWhy: null, audits: { ok: 10 * i, failed: 0 }, lastAudit: { at: Date.now() - 60_000 * i, ok: true }, ...over }
 }
 
 export function status (over: Partial<AgentStatus> = {}): AgentStatus {
@@ -38,7 +38,10 @@ export function status (over: Partial<AgentStatus> = {}): AgentStatus {
     fetchedBytes: 0,
     traffic: { bytesIn: 1000, bytesOut: 2000 },
     transfers: [{ folder: '/home/ana/Fotos 📷', rel: 'urlaub/Strand 🏖.mov', direction: 'up', size: 96 * 2 ** 20, bytes: 48 * 2 ** 20, startedAt: Date.now() - 2000, updatedAt: Date.now() }],
-    health: { files: 1015, full: 1012, degraded: 2, atRisk: 1, unavailable: 0, repairing: 0, checkedAt: Date.now() },
+    health: { files: 1015, full: 1012, degraded: 2, atRisk: 1, unavailable: 0, repairing: 0, unrecoverable: 0, checkedAt: Date.now() },
+    repair: { queued: 0, active: 0, repaired: 0, refreshed: 0, failed: 0, shardsRebuilt: 0, bytesFetched: 0, bytesSent: 0, lastCheckAt: Date.now(), unrecoverable: 0 },
+    audits: { rounds: 3, challenges: 40, wireBytes: 4200 },
+    unrecoverable: [],
     ...over
   }
 }
