@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { Agent } from './agent.js'
-import { LocalSwarm, LOCAL_TUNABLES } from './swarm.js'
+import { LocalSwarm, LOCAL_TUNABLES, LOCAL_REDUNDANCY } from './swarm.js'
 import { configFromFlags, logEvents } from './start-cmd.js'
 import { humanBytes, count } from './format.js'
 
@@ -77,7 +77,7 @@ export async function runDemo (opts: DemoOptions): Promise<void> {
     const beforeBytes = await du(before)
     out(`demo folder ${folder}: ${count(before.length, 'file')}, ${humanBytes(beforeBytes)}`)
 
-    const config = await configFromFlags(join(base, 'owner'), { folder: [folder], host: '127.0.0.1', port: '0', bootstrap: swarm.bootstrap, settle: '1', donate: '1G' }, { DUSTBOX_TUNABLES: JSON.stringify(LOCAL_TUNABLES) })
+    const config = await configFromFlags(join(base, 'owner'), { folder: [folder], host: '127.0.0.1', port: '0', bootstrap: swarm.bootstrap, settle: '1', donate: '1G', redundancy: LOCAL_REDUNDANCY }, { DUSTBOX_TUNABLES: JSON.stringify(LOCAL_TUNABLES) })
     agent = new Agent(config)
     logEvents(agent, line => out('  ' + line))
     const stubbed = new Set<string>()

@@ -12,6 +12,16 @@ import { fileURLToPath } from 'node:url'
 import { tempDir, sha256 } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount, REPAIR_TUNABLES, peerIds } from './helpers/agent-swarm.js'
 import { agentStatus } from '../agent/swarm.js'
+import Database from 'better-sqlite3'
+
+/** The shard ids the owner's index records on a peer (copies on its disk that no row references, e.g. a retried PUT's, are never audited). */
+async function recorded (ownerHome: string, peerHome: string): Promise<Set<string>> {
+  const key = Buffer.from((await agentStatus(peerHome)).identity, 'hex')
+  const db = new Database(join(ownerHome, 'index.sqlite'), { readonly: true })
+  try {
+    return new Set((db.prepare('SELECT shard_id FROM shards WHERE peer = ?').all(key) as Array<{ shard_id: Buffer }>).map(r => r.shard_id.toString('hex')))
+  } finally { db.close() }
+}
 
 const HOSTILE = fileURLToPath(new URL('./helpers/hostile-peer.js', import.meta.url))
 
@@ -43,17 +53,21 @@ test('shards altered or deleted on a peer\'s disk: audits catch them within the 
   const owner = s0.identity
 
   // One peer's copies altered (one byte flipped each), another's deleted.
-  const withShards = []
-  for (const p of ts.peers) if ((await shardFiles(p.home, owner)).length >= 3) withShards.push(p)
+  const mine = new Map<typeof ts.peers[number], string[]>()
+  for (const p of ts.peers) {
+    const ids = await recorded(ts.ownerHome, p.home)
+    mine.set(p, (await shardFiles(p.home, owner)).filter(f => ids.has(f.slice(-64))))
+  }
+  const withShards = ts.peers.filter(p => mine.get(p)!.length >= 3)
   assert.ok(withShards.length >= 2)
   const [alterer, deleter] = withShards
-  const altered = (await shardFiles(alterer.home, owner)).slice(0, 3)
+  const altered = mine.get(alterer)!.slice(0, 3)
   for (const f of altered) {
     const b = await fsp.readFile(f)
     b[Math.floor(b.length / 2)] ^= 0x5a
     await fsp.writeFile(f, b)
   }
-  const deleted = (await shardFiles(deleter.home, owner)).slice(0, 3)
+  const deleted = mine.get(deleter)!.slice(0, 3)
   for (const f of deleted) await fsp.rm(f)
 
   // Every copy is audited within auditPeriodMs (4 s) plus a round: the six bad copies are found and rebuilt.
