@@ -134,6 +134,7 @@ CREATE TABLE IF NOT EXISTS orphans (
   since INTEGER NOT NULL,
   PRIMARY KEY (peer, shard_id)
 );
+CREATE INDEX IF NOT EXISTS orphans_shard ON orphans(shard_id);
 CREATE TABLE IF NOT EXISTS peers (
   key BLOB PRIMARY KEY,
   host TEXT NOT NULL,

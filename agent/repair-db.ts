@@ -87,6 +87,7 @@ export class RepairDb {
       addOrphan: p('INSERT OR IGNORE INTO orphans (peer, shard_id, since) VALUES (?, ?, ?)'),
       dropOrphan: p('DELETE FROM orphans WHERE peer = ? AND shard_id = ?'),
       orphansOf: p('SELECT shard_id FROM orphans WHERE peer = ? LIMIT ?'),
+      orphanPeers: p('SELECT peer FROM orphans WHERE shard_id = ?'),
       referenced: p('SELECT 1 FROM shards WHERE peer = ? AND shard_id = ? LIMIT 1'),
       goodCount: p(`SELECT COUNT(DISTINCT s.idx) AS n FROM shards s WHERE s.block_id = ? AND ${GOOD}`),
       toRepair: p(`WITH used AS (${USED}),
@@ -200,6 +201,13 @@ export class RepairDb {
 
   dropOrphan (peer: Uint8Array, shardId: Uint8Array): void {
     this.st.dropOrphan.run(Buffer.from(peer), Buffer.from(shardId))
+  }
+
+  /** Peers (hex) that may still be sent a DELETE of one of these shard ids (an orphan row): a repair never puts the same id there meanwhile. */
+  orphanPeers (shardIds: readonly Uint8Array[]): Set<string> {
+    const out = new Set<string>()
+    for (const id of shardIds) for (const r of this.st.orphanPeers.all(Buffer.from(id)) as Array<{ peer: Buffer }>) out.add(r.peer.toString('hex'))
+    return out
   }
 
   /** Orphans on a peer that no row references (those referenced again are forgotten here). */

@@ -269,8 +269,10 @@ export class Repairer extends EventEmitter<{ event: [e: RepairEvent], warning: [
       rdb.setProofs(c, makeProofs(auditKey, c.shardId, shards[c.idx], epoch), epoch)
     }
     if (missing.length === 0) { this.counts.refreshed++; this.emit('event', { state: 'refreshed', block: hex.slice(0, 12), good: goodIdx.size, k, m }); return }
-    // Each missing shard on a peer holding no shard of this block (its good or lost copies alike).
-    const exclude = new Set(copies.map(c => c.peer.toString('hex')))
+    // Each missing shard on a peer holding no shard of this block (its good or lost copies alike), and
+    // not where a copy of the same id waits to be deleted as an orphan (a DELETE racing the new PUT
+    // would remove the new copy while the index records it).
+    const exclude = new Set([...copies.map(c => c.peer.toString('hex')), ...rdb.orphanPeers(missing.map(idx => shardIdOf(shards[idx])))])
     const added: ShardRow[] = []
     const mine: string[] = []
     try {

@@ -19,7 +19,7 @@ export interface TestSwarm {
   startOwner: (folders: string[], extraArgs?: string[], tunables?: Record<string, number>) => Promise<SwarmChild>
   status: () => Promise<AgentStatus>
   /** Poll the owner's status until `pred` holds (or fail after timeoutMs with the last status). */
-  waitFor: (what: string, pred: (s: AgentStatus) => boolean, timeoutMs?: number) => Promise<AgentStatus>
+  waitFor: (what: string, pred: (s: AgentStatus) => boolean | Promise<boolean>, timeoutMs?: number) => Promise<AgentStatus>
   call: <T>(method: string, params?: Record<string, unknown>) => Promise<T>
 }
 
@@ -52,10 +52,10 @@ export async function testSwarm (t: TestContext, opts: { peers: number, donate?:
       while (Date.now() < deadline) {
         if (ts.owner !== null && ts.owner.proc.exitCode !== null) throw new Error(`owner exited while waiting for ${what}: ${ts.owner.output.slice(-8).join(' | ')}`)
         try { last = await ts.status() } catch {}
-        if (last !== null && pred(last)) return last
+        if (last !== null && await pred(last)) return last
         await sleep(200)
       }
-      throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 1500)}; owner log: ${ts.owner?.output.slice(-10).join(' | ')}`)
+      throw new Error(`timed out waiting for ${what}; last status: ${brief(last)}; owner log: ${ts.owner?.output.slice(-10).join(' | ')}`)
     },
     call: async <T>(method: string, params: Record<string, unknown> = {}): Promise<T> => {
       const c = await ControlClient.connect(ownerHome, { timeoutMs: 3000 })
@@ -82,7 +82,7 @@ export function stubbedCount (s: AgentStatus): number {
 
 /** Short monitor, audit and repair timers for the fault tests (peers lost after 3 s of absence). */
 export const REPAIR_TUNABLES: Record<string, number> = {
-  keepaliveMs: 500,
+  keepaliveMs: 1000,
   monitorTickMs: 250,
   suspectAfterMs: 2000,
   offlineAfterMs: 1000,
@@ -106,4 +106,12 @@ export async function peerIds (ts: TestSwarm): Promise<Map<SwarmChild, string>> 
 /** Short ids of the peers the owner records shards of its on. */
 export function holders (s: AgentStatus): string[] {
   return s.peers.filter(p => p.holdsForMe > 0).map(p => p.short)
+}
+
+/** The parts of a status a failed wait needs (the whole object is too long to read in a log). */
+export function brief (s: AgentStatus | null): string {
+  if (s === null) return 'none'
+  const peers = s.peers.map(p => `${p.short}:${p.connected ? 'c' : '-'}${p.state}/${p.score?.toFixed(2) ?? "-"}/a${p.audits.ok}-${p.audits.failed}/h${p.holdsForMe}`).join(' ')
+  const files = s.folders.map(f => JSON.stringify(f.files)).join(' ')
+  return `uptime ${s.uptimeMs} ms; files ${files}; health ${JSON.stringify(s.health)}; repair ${JSON.stringify(s.repair)}; audits ${JSON.stringify(s.audits)}; peers ${peers}`
 }
