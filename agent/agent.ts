@@ -4,6 +4,8 @@
 // hydrated files, and the control API that the CLI and the dashboard use. Publishes named states
 // on its event bus (`file`, `peer`, `waiting`, `warning`) which the control API streams.
 
+import { IndexPublisher, type IndexStatus } from './index-publisher.js'
+import { Restorer, type RestoreResult } from './restore.js'
 import { EventEmitter } from 'node:events'
 import { promises as fsp } from 'node:fs'
 import { networkInterfaces } from 'node:os'
@@ -51,6 +53,8 @@ export interface AgentEvents {
   health: [e: { id: string, short: string, state: PeerState, prev: PeerState, why: string | null }]
   audit: [r: AuditResult]
   repair: [e: RepairEvent]
+  /** A new folder index root was published. */
+  index: [s: IndexStatus]
   close: []
 }
 
@@ -68,6 +72,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   auditor!: Auditor
   repair!: Repairer
   queue!: IngestQueue
+  index!: IndexPublisher
   watcher: FolderWatcher | null = null
   control!: ControlServer
   readonly startedAt = Date.now()
@@ -230,6 +235,22 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.activity.onFile(e)
         if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.healthDirty = true
       })
+      this.index = new IndexPublisher({
+        home: c.home,
+        db: this.db,
+        placement: this.placement,
+        net: this.net,
+        discovery: this.discovery,
+        crypto,
+        keys: this.engine.keys,
+        gear: this.engine.gear,
+        ...pick(c.tunables, ['debounceMs', 'refreshMs', 'rootCopies'], { debounceMs: 'indexDebounceMs', refreshMs: 'indexRefreshMs', rootCopies: 'rootCopies' })
+      })
+      this.index.on('warning', e => this.warn(e))
+      this.index.on('published', s => this.emit('index', s))
+      await this.index.ready()
+      this.on('file', e => { if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.index.soon() })
+      this.repair.on('event', e => { if (e.state === 'repaired') this.index.soon() })
       this.wireControl()
       await this.discovery.ready()
       await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
@@ -239,6 +260,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.monitor.start()
       this.auditor.start()
       this.repair.start()
+      // The folder index goes out once peers are met (and whenever it changed while the agent was off).
+      if (c.folders.length > 0) this.index.soon()
       this.every(Math.min(this.t('evictCheckMs', EVICT_CHECK_MS), Math.max(1000, c.evictAfterMs / 4)), () => this.evictDue())
       this.every(this.t('cacheTrimMs', CACHE_TRIM_MS), async () => await this.trimCache())
       this.emit('ready')
@@ -361,6 +384,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     return { path: r.path, size: r.size, blocks: r.blocks }
   }
 
+  /**
+   * Restore from the key alone: the newest folder index of this identity, found through the DHT and
+   * its peers, recreated under `to` as stubs (hydrated with `hydrate`). docs/index-format.md §5.
+   */
+  async restore (p: Record<string, unknown>, signal?: AbortSignal): Promise<RestoreResult> {
+    if (typeof p.to !== 'string' || p.to.length === 0 || p.to.length > 4096) throw new AgentError(AgentCodes.BAD_PARAMS, '"to" must be a directory path')
+    if (p.hydrate !== undefined && typeof p.hydrate !== 'boolean') throw new AgentError(AgentCodes.BAD_PARAMS, '"hydrate" must be true or false')
+    if (this.discovery === null) throw new AgentError(AgentCodes.CLOSED, 'the agent is not started')
+    const r = new Restorer({ db: this.db, fetcher: this.fetcher, peers: this.peers, discovery: this.discovery, crypto: this.engine.crypto, keys: this.engine.keys, open: async (s, sig) => await this.open(s, sig) })
+    const out = await r.run(p.to, { hydrate: p.hydrate === true, signal })
+    this.healthCache = null
+    return out
+  }
+
   /** The index row of a watched path given as the file or its stub. */
   private rowFor (path: string): { folder: string, rel: string, id: number, state: string, original: string } {
     const abs = resolve(path)
@@ -473,6 +510,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     s.handle('unpin', async p => this.unpin(str(p, 'path')))
     s.handle('evict', async p => await this.evict(str(p, 'path')))
     s.handle('repair', async (p, ctx) => await this.repairNow(p, ctx.signal))
+    s.handle('restore', async (p, ctx) => await this.restore(p, ctx.signal))
+    s.handle('index', async (p) => {
+      if (p.publish !== undefined && typeof p.publish !== 'boolean') throw new AgentError(AgentCodes.BAD_PARAMS, '"publish" must be true or false')
+      return p.publish === true ? await this.index.publish({ force: true }) : this.index.status()
+    })
     s.handle('stop', async () => {
       setImmediate(() => this.stopRequested?.())
       return { stopping: true }
@@ -484,6 +526,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.on('health', e => s.publish('health', e))
     this.on('audit', r => s.publish('audit', r))
     this.on('repair', e => s.publish('repair', e))
+    this.on('index', e => s.publish('index', e))
   }
 
   /** Ask the process running this agent to stop (what the `stop` control call does). */
@@ -498,6 +541,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       const steps: Array<() => Promise<unknown> | unknown> = [
         async () => await this.watcher?.close(),
         async () => await this.queue?.close(),
+        async () => await this.index?.close(),
         () => this.auditor?.close(),
         () => this.repair?.close(),
         () => this.monitor?.close(),

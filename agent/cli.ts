@@ -1,6 +1,7 @@
 // The `dustbox` command line: parses arguments (commander), opens the home, runs the command and
 // maps every failure to one stderr line `CODE: message` and a non-zero exit code.
 
+import { restoreCmd, type RestoreFlags } from './restore-cmd.js'
 import { Command, CommanderError, Option } from 'commander'
 import { StubEngine, createSecret, loadCrypto, deriveKeys, toHex, type Stub, type Outcome } from '../stubs/index.js'
 import { resolveHome } from './home.js'
@@ -119,6 +120,18 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .option('--no-tui', 'plain log lines instead of the dashboard')
     .action(async (opts: StartFlags) => {
       await runStart(home(), opts, io)
+    })
+
+  program.command('restore')
+    .description('with only the key (dustbox key import), bring every folder back from the peers: its newest index is found through the DHT, each folder recreated under DIR as .f stubs')
+    .requiredOption('--to <dir>', 'directory to recreate the folders in (one subdirectory per folder)')
+    .option('--hydrate', 'restore the files themselves, not only their stubs')
+    .option('--bootstrap <host:port,...>', 'DHT nodes to join through, or "none" (default: the public mainline routers)')
+    .option('--host <address>', 'IPv4 address to bind (default 0.0.0.0)')
+    .option('--port <port>', 'uTP and TCP port (default 0: any free port)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: RestoreFlags) => {
+      exitCode = await restoreCmd(home(), opts, io)
     })
 
   program.command('tui')

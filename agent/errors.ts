@@ -26,6 +26,14 @@ export const AgentCodes = {
   /** A block could not be brought back to full redundancy (retried later). */
   REPAIR_FAILED: 'REPAIR_FAILED',
   INDEX_FAILED: 'INDEX_FAILED',
+  /** A folder index, root or pointer that does not decode, decrypt or verify (docs/index-format.md). */
+  INDEX_INVALID: 'INDEX_INVALID',
+  /** The newest index found is older than one already seen (a replayed root or pointer). */
+  INDEX_STALE: 'INDEX_STALE',
+  /** No index of this identity was found (no pointer in the DHT, no root on its peers). */
+  INDEX_NOT_FOUND: 'INDEX_NOT_FOUND',
+  /** An index entry that cannot be written safely (a path leaving its folder, a name too long). */
+  UNSAFE_PATH: 'UNSAFE_PATH',
   OPEN_WATCH_UNAVAILABLE: 'OPEN_WATCH_UNAVAILABLE'
 } as const
 

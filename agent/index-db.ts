@@ -135,6 +135,10 @@ CREATE TABLE IF NOT EXISTS orphans (
   PRIMARY KEY (peer, shard_id)
 );
 CREATE INDEX IF NOT EXISTS orphans_shard ON orphans(shard_id);
+CREATE TABLE IF NOT EXISTS index_blocks (
+  block_id BLOB PRIMARY KEY,
+  added_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS peers (
   key BLOB PRIMARY KEY,
   host TEXT NOT NULL,
@@ -385,6 +389,18 @@ export class IndexDb {
       const at = this.now()
       this.st.addBlock.run(Buffer.from(block.id), block.stored, block.k, block.m, at)
       for (const s of shards) this.st.addShard.run(s.blockId, s.idx, s.shardId, s.peer, s.size, at, s.proofs ?? null, s.auditedAt ?? at)
+    })
+  }
+
+  /**
+   * The blocks of the published folder index (docs/index-format.md): in use like a file's blocks, so
+   * audits and repair keep them. `replace`: these are all of them (the previous set is forgotten).
+   */
+  markIndexBlocks (ids: readonly Uint8Array[], replace: boolean): void {
+    this.tx(() => {
+      if (replace) this.db.prepare('DELETE FROM index_blocks').run()
+      const ins = this.db.prepare('INSERT OR IGNORE INTO index_blocks (block_id, added_at) VALUES (?, ?)')
+      for (const id of ids) ins.run(Buffer.from(id), this.now())
     })
   }
 

@@ -51,7 +51,8 @@ export interface UnrecoverableFile {
 /** Good copies: not bad, and on a peer not marked lost. */
 const GOOD = 's.bad IS NULL AND NOT EXISTS (SELECT 1 FROM peer_health h WHERE h.key = s.peer AND h.lost_at IS NOT NULL)'
 /** Blocks the current version of a placed file lists. */
-const USED = `SELECT DISTINCT vb.block_id AS id FROM version_blocks vb JOIN files f ON f.version_id = vb.version_id WHERE f.state IN ('stubbed', 'hydrated')`
+const USED = `SELECT vb.block_id AS id FROM version_blocks vb JOIN files f ON f.version_id = vb.version_id WHERE f.state IN ('stubbed', 'hydrated')
+  UNION SELECT block_id AS id FROM index_blocks`
 
 interface RawAudit { block_id: Buffer, idx: number, shard_id: Buffer, peer: Buffer, size: number, proofs: Buffer | null, epoch: number, proof_next: number, audited_at: number, bad: string | null }
 const AUDIT_COLS = 's.block_id, s.idx, s.shard_id, s.peer, s.size, s.proofs, s.epoch, s.proof_next, s.audited_at, s.bad'

@@ -9,6 +9,7 @@ import { GRACE_BYTES } from './placement.js'
 import type { TransferStatus } from './activity.js'
 import type { PeerState } from './monitor.js'
 import type { RepairStatus } from './repair.js'
+import type { IndexStatus } from './index-publisher.js'
 import type { UnrecoverableFile } from './repair-db.js'
 
 export interface PeerStatus {
@@ -76,6 +77,8 @@ export interface AgentStatus {
   readonly transfers: TransferStatus[]
   readonly health: HealthStatus
   readonly repair: RepairStatus
+  /** The folder index on the peers (docs/index-format.md): root seq, when, size, copies, pointer put. */
+  readonly index: IndexStatus
   readonly audits: { readonly rounds: number, readonly challenges: number, readonly wireBytes: number }
   /** Up to 100 files that cannot be recovered now (see health.unrecoverable for the count). */
   readonly unrecoverable: UnrecoverableFile[]
@@ -148,6 +151,7 @@ export function buildStatus (a: Agent): AgentStatus {
     transfers: a.activity.list(),
     health: a.health(),
     repair: a.repair.status(),
+    index: a.index.status(),
     audits: { rounds: a.auditor.rounds, challenges: a.auditor.challenges, wireBytes: a.auditor.wireBytes },
     unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : []
   }

@@ -40,6 +40,7 @@ export function status (over: Partial<AgentStatus> = {}): AgentStatus {
     transfers: [{ folder: '/home/ana/Fotos 📷', rel: 'urlaub/Strand 🏖.mov', direction: 'up', size: 96 * 2 ** 20, bytes: 48 * 2 ** 20, startedAt: Date.now() - 2000, updatedAt: Date.now() }],
     health: { files: 1015, full: 1012, degraded: 2, atRisk: 1, unavailable: 0, repairing: 0, unrecoverable: 0, checkedAt: Date.now() },
     repair: { queued: 0, active: 0, repaired: 0, refreshed: 0, failed: 0, shardsRebuilt: 0, bytesFetched: 0, bytesSent: 0, lastCheckAt: Date.now(), unrecoverable: 0 },
+    index: { seq: 3, publishedAt: Date.now() - 5000, files: 12, indexBytes: 9000, chunks: 1, chunksPlaced: 0, rootCopies: 5, pointer: true, lastError: null },
     audits: { rounds: 3, challenges: 40, wireBytes: 4200 },
     unrecoverable: [],
     ...over
