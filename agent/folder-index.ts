@@ -68,6 +68,24 @@ export function openRoot (indexKey: Uint8Array, owner: Uint8Array, sealed: Uint8
   return { seq, plain }
 }
 
+/** The PEER records of an index or root: each peer numbered in order of first use, with its last known address. */
+export class PeerTable {
+  readonly peers: IndexPeer[] = []
+  private readonly no = new Map<string, number>()
+  constructor (private readonly db: IndexDb) {}
+  numberOf (key: Buffer): number {
+    const hex = key.toString('hex')
+    let n = this.no.get(hex)
+    if (n === undefined) {
+      const row = this.db.peer(key)
+      n = this.peers.length
+      this.no.set(hex, n)
+      this.peers.push({ key, host: row?.host ?? '', port: row?.port ?? 0 })
+    }
+    return n
+  }
+}
+
 /** Folder labels: each folder's base name, made unique with " (2)", " (3)"... in folder order. */
 export function folderLabels (paths: readonly string[]): string[] {
   const seen = new Set<string>()
@@ -99,9 +117,7 @@ export function buildIndex (db: IndexDb): { index: FolderIndex, blocksOf: (f: In
     const vb = raw.prepare('SELECT block_id FROM version_blocks WHERE version_id = ? ORDER BY seq')
     const blockIds = new Map<number, Buffer[]>()
     for (const f of files) blockIds.set(f.version, (vb.all(f.version) as Array<{ block_id: Buffer }>).map(r => r.block_id))
-    const peers: IndexPeer[] = []
-    const peerNo = new Map<string, number>()
-    const peerRow = raw.prepare('SELECT host, port FROM peers WHERE key = ?')
+    const table = new PeerTable(db)
     const blockRow = raw.prepare('SELECT stored, k, m FROM blocks WHERE id = ?')
     const shardRows = raw.prepare('SELECT idx, shard_id, peer, size FROM shards WHERE block_id = ? AND bad IS NULL ORDER BY idx, peer')
     const blocks: IndexBlock[] = []
@@ -113,21 +129,12 @@ export function buildIndex (db: IndexDb): { index: FolderIndex, blocksOf: (f: In
         seen.add(hex)
         const b = blockRow.get(id) as { stored: number, k: number, m: number } | undefined
         if (b === undefined) continue
-        const shards = (shardRows.all(id) as Array<{ idx: number, shard_id: Buffer, peer: Buffer, size: number }>).map(s => {
-          const ph = s.peer.toString('hex')
-          let no = peerNo.get(ph)
-          if (no === undefined) {
-            const row = peerRow.get(s.peer) as { host: string, port: number } | undefined
-            no = peers.length
-            peerNo.set(ph, no)
-            peers.push({ key: s.peer, host: row?.host ?? '', port: row?.port ?? 0 })
-          }
-          return { idx: s.idx, shardId: s.shard_id, peer: no, size: s.size }
-        })
+        const shards = (shardRows.all(id) as Array<{ idx: number, shard_id: Buffer, peer: Buffer, size: number }>)
+          .map(s => ({ idx: s.idx, shardId: s.shard_id, peer: table.numberOf(s.peer), size: s.size }))
         blocks.push({ id, stored: b.stored, k: b.k, m: b.m, shards })
       }
     }
-    const index: FolderIndex = { peers, folders: folderRows.map((f, i) => ({ label: labels[i], path: f.path })), files, blocks }
+    const index: FolderIndex = { peers: table.peers, folders: folderRows.map((f, i) => ({ label: labels[i], path: f.path })), files, blocks }
     const byVersion = new Map(files.map(f => [f, blockIds.get(f.version) ?? []]))
     return { index, blocksOf: (f: IndexFile) => byVersion.get(f as IndexFile & { version: number }) ?? [] }
   })()

@@ -17,8 +17,8 @@ import type { Crypto } from '../stubs/crypto.js'
 import type { Keys } from '../stubs/keys.js'
 import { encodeBlock } from '../stubs/block-codec.js'
 import { writeFileAtomic } from '../stubs/fsutil.js'
-import { encodeRoot, encodeRootPointer, type IndexChunk, type IndexPeer } from './index-codec.js'
-import { indexStream, indexChunks, indexHash, sealRoot } from './folder-index.js'
+import { encodeRoot, encodeRootPointer, type IndexChunk } from './index-codec.js'
+import { indexStream, indexChunks, indexHash, sealRoot, PeerTable } from './folder-index.js'
 import { AgentError, AgentCodes } from './errors.js'
 
 export const INDEX_DEBOUNCE_MS = 5_000
@@ -119,7 +119,7 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
   }
 
   private async run (force: boolean): Promise<void> {
-    const { db, placement, crypto, keys, net, discovery } = this.opts
+    const { db, placement, crypto, keys, discovery } = this.opts
     const signal = this.abort.signal
     const stream = indexStream(db)
     const hash = indexHash(keys.index, stream)
@@ -145,24 +145,13 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
     }
     db.markIndexBlocks(ids, true)
     // 2. The root: the chunks with where their shards are, and those peers' addresses.
-    const peers: IndexPeer[] = []
-    const peerNo = new Map<string, number>()
+    const table = new PeerTable(db)
     const withShards = chunks.map(c => ({
       ...c,
-      shards: db.shards(c.id).filter(s => s.bad == null).map(s => {
-        const hex = s.peer.toString('hex')
-        let no = peerNo.get(hex)
-        if (no === undefined) {
-          const row = db.peer(s.peer)
-          no = peers.length
-          peerNo.set(hex, no)
-          peers.push({ key: s.peer, host: row?.host ?? '', port: row?.port ?? 0 })
-        }
-        return { idx: s.idx, shardId: s.shardId, peer: no, size: s.size }
-      })
+      shards: db.shards(c.id).filter(s => s.bad == null).map(s => ({ idx: s.idx, shardId: s.shardId, peer: table.numberOf(s.peer), size: s.size }))
     }))
     const seq = Math.max(this.state?.seq ?? 0, this.last.seq) + 1
-    const plain = encodeRoot({ seq, createdAt: Date.now(), device: '', indexBytes: stream.length, indexHash: hash, peers, chunks: withShards })
+    const plain = encodeRoot({ seq, createdAt: Date.now(), device: '', indexBytes: stream.length, indexHash: hash, peers: table.peers, chunks: withShards })
     const owner = keys.identity.publicKey
     const sealed = sealRoot(keys.index, owner, seq, plain)
     const shardId = shardIdOf(sealed)
@@ -194,7 +183,6 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
     if (prev?.prev != null) await this.dropCopies(prev.prev.shard, prev.prev.holders, new Set([next.shard, prev.shard]))
     this.last = { seq, publishedAt: next.at, files: files.n, indexBytes: stream.length, chunks: chunks.length, chunksPlaced: placed, rootCopies: holders.length, pointer, lastError: null }
     this.emit('published', this.last)
-    void net
   }
 
   private async dropCopies (shard: string, holders: string[], keep: Set<string>): Promise<void> {
