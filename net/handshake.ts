@@ -1,13 +1,16 @@
 // The handshake over a raw byte stream (docs/protocol.md §3): three Noise XX messages, each framed as
 // `u16be length || message`, carrying the protocol versions, capabilities and Ed25519 identities.
 // Ends with both identities proven and the transport ciphers split, or a NetError saying why not:
-// HANDSHAKE_FAILED (bad or replayed message, a static key that is not the claimed identity's),
-// VERSION_MISMATCH, PEER_MISMATCH (dialed one id, answered by another), REFUSED, TIMEOUT, CLOSED.
+// HANDSHAKE_FAILED (bad or replayed message, a static key that is not the claimed identity's, a
+// device certificate that is invalid or not for the proven key), VERSION_MISMATCH, PEER_MISMATCH
+// (dialed one id, answered by another), REFUSED, TIMEOUT, CLOSED. Payloads 2 and 3 may carry
+// extensions after the reason (§3.1); extension 0x01 is a device certificate (device-cert.ts).
 
 import type { Duplex } from 'node:stream'
 import { NetError, NetCodes } from './errors.js'
 import { NoiseXX, x25519FromEd25519, x25519PublicFromEd25519, type NoiseResult, type X25519KeyPair } from './noise.js'
 import { peerIdFromKey, shortId } from './peer-id.js'
+import { verifyDeviceCert, MAX_CERT_BYTES } from './device-cert.js'
 
 export const PROLOGUE = Buffer.from('dustbox/net', 'ascii')
 export const MAGIC = Buffer.from('dbx', 'ascii')
@@ -16,6 +19,12 @@ export const PROTOCOL_VERSION = 1
 export const MIN_PROTOCOL_VERSION = 1
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 export const MAX_HANDSHAKE_MESSAGE = 1024
+/** At most this many bytes of reason text in payload 2 (cut on a character boundary). */
+export const MAX_REASON_BYTES = 200
+/** Extension types of payloads 2 and 3 (`u8 type | u16be len | bytes`, after the reason). */
+export const HandshakeExt = {
+  DEVICE_CERT: 0x01
+} as const
 /** Capability bits (u32), advertised in messages 2 and 3. */
 export const Caps = {
   STORAGE: 1 << 0,
@@ -44,6 +53,8 @@ export interface HandshakeOptions {
   readonly signal?: AbortSignal
   /** Golden vectors only. */
   readonly ephemeral?: X25519KeyPair
+  /** This device's certificate (device-cert.ts), sent in the payload this side sends. */
+  readonly certificate?: Uint8Array
 }
 
 export interface HandshakeResult extends NoiseResult {
@@ -51,6 +62,10 @@ export interface HandshakeResult extends NoiseResult {
   readonly remoteId: string
   readonly version: number
   readonly remoteCaps: number
+  /** The remote's owner: the identity of its device certificate, or remoteKey when it sent none. */
+  readonly remoteOwner: Buffer
+  /** The remote's device certificate as received (verified), or null. */
+  readonly remoteCert: Buffer | null
   /** Bytes that arrived after the last handshake message (the first encrypted frames). */
   readonly leftover: Buffer
 }
@@ -69,22 +84,76 @@ export function decodePayload1 (p: Buffer, from: string): { min: number, max: nu
   return { min, max }
 }
 
-export function encodePayload23 (version: number, caps: number, edKey: Uint8Array, reason = ''): Buffer {
-  const r = Buffer.from(reason.slice(0, 200), 'utf8')
-  const b = Buffer.alloc(1 + 4 + 32 + 2 + r.length)
+export interface Payload23 {
+  readonly version: number
+  readonly caps: number
+  readonly edKey: Buffer
+  readonly reason: string
+  /** Extension 0x01, if present (not yet verified). */
+  readonly cert: Buffer | null
+}
+
+function utf8Capped (text: string, max: number): Buffer {
+  const b = Buffer.from(text, 'utf8')
+  if (b.byteLength <= max) return b
+  let end = max
+  while (end > 0 && (b[end] & 0xc0) === 0x80) end--
+  return b.subarray(0, end)
+}
+
+/**
+ * `u8 version | u32be caps | ed25519_pk (32) | u16be reason_len | reason | extensions`, where each
+ * extension is `u8 type | u16be len | bytes` (a device certificate: type 0x01).
+ */
+export function encodePayload23 (version: number, caps: number, edKey: Uint8Array, reason = '', cert?: Uint8Array): Buffer {
+  const r = utf8Capped(reason, MAX_REASON_BYTES)
+  const ext = cert === undefined ? 0 : 3 + cert.byteLength
+  if (cert !== undefined && cert.byteLength > MAX_CERT_BYTES) throw new NetError(NetCodes.CONFIG_INVALID, `a device certificate is at most ${MAX_CERT_BYTES} bytes, not ${cert.byteLength}`)
+  const b = Buffer.alloc(1 + 4 + 32 + 2 + r.length + ext)
   b[0] = version
   b.writeUInt32BE(caps >>> 0, 1)
   b.set(edKey, 5)
   b.writeUInt16BE(r.length, 37)
   r.copy(b, 39)
+  if (cert !== undefined) {
+    const o = 39 + r.length
+    b[o] = HandshakeExt.DEVICE_CERT
+    b.writeUInt16BE(cert.byteLength, o + 1)
+    b.set(cert, o + 3)
+  }
   return b
 }
 
-export function decodePayload23 (p: Buffer, from: string): { version: number, caps: number, edKey: Buffer, reason: string } {
+/**
+ * Decode payload 2 or 3. The extension list must be well formed (each length within the payload)
+ * and name the device certificate at most once; unknown extension types are skipped.
+ */
+export function decodePayload23 (p: Buffer, from: string): Payload23 {
   if (p.length < 39) throw new NetError(NetCodes.HANDSHAKE_FAILED, `${from}: handshake payload of ${p.length} bytes is too short`)
   const n = p.readUInt16BE(37)
   if (p.length < 39 + n) throw new NetError(NetCodes.HANDSHAKE_FAILED, `${from}: handshake payload is truncated`)
-  return { version: p[0], caps: p.readUInt32BE(1), edKey: Buffer.from(p.subarray(5, 37)), reason: p.subarray(39, 39 + n).toString('utf8').replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?') }
+  let cert: Buffer | null = null
+  let o = 39 + n
+  while (o < p.length) {
+    if (p.length - o < 3) throw new NetError(NetCodes.HANDSHAKE_FAILED, `${from}: handshake extension header is truncated`)
+    const type = p[o]
+    const len = p.readUInt16BE(o + 1)
+    if (p.length - o - 3 < len) throw new NetError(NetCodes.HANDSHAKE_FAILED, `${from}: handshake extension 0x${type.toString(16).padStart(2, '0')} is truncated`)
+    const body = p.subarray(o + 3, o + 3 + len)
+    if (type === HandshakeExt.DEVICE_CERT) {
+      if (cert !== null) throw new NetError(NetCodes.HANDSHAKE_FAILED, `${from} sent two device certificates`)
+      cert = Buffer.from(body)
+    }
+    o += 3 + len
+  }
+  return { version: p[0], caps: p.readUInt32BE(1), edKey: Buffer.from(p.subarray(5, 37)), reason: p.subarray(39, 39 + n).toString('utf8').replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?'), cert }
+}
+
+/** Verify the remote's certificate (if any) against its proven key: its owner, and the cert. */
+function checkCert (p: Payload23, opts: HandshakeOptions): { remoteOwner: Buffer, remoteCert: Buffer | null } {
+  if (p.cert === null) return { remoteOwner: p.edKey, remoteCert: null }
+  const cert = verifyDeviceCert(p.cert, p.edKey, `${opts.remoteLabel} (${shortIdSafe(p.edKey)})`)
+  return { remoteOwner: Buffer.from(cert.identity), remoteCert: cert.raw }
 }
 
 function frame (msg: Buffer): Buffer {
@@ -220,8 +289,9 @@ export async function initiate (stream: Duplex, opts: HandshakeOptions): Promise
     if (opts.expectKey !== undefined && !p2.edKey.equals(Buffer.from(opts.expectKey))) {
       throw new NetError(NetCodes.PEER_MISMATCH, `dialed ${shortIdSafe(opts.expectKey)} at ${opts.remoteLabel}, but the node there is ${peerIdFromKey(p2.edKey)}`)
     }
-    write(stream, noise.writeMessage(encodePayload23(p2.version, opts.caps ?? 0, opts.identity.publicKey)))
-    return { ...noise.split(), remoteKey: p2.edKey, remoteId: peerIdFromKey(p2.edKey), version: p2.version, remoteCaps: p2.caps, leftover: reader.detach() }
+    const owner = checkCert(p2, opts)
+    write(stream, noise.writeMessage(encodePayload23(p2.version, opts.caps ?? 0, opts.identity.publicKey, '', opts.certificate)))
+    return { ...noise.split(), remoteKey: p2.edKey, remoteId: peerIdFromKey(p2.edKey), version: p2.version, remoteCaps: p2.caps, ...owner, leftover: reader.detach() }
   })
 }
 
@@ -235,10 +305,11 @@ export async function respond (stream: Duplex, opts: HandshakeOptions): Promise<
       write(stream, noise.writeMessage(encodePayload23(0, 0, opts.identity.publicKey, reason)))
       throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel}: ${reason}`)
     }
-    write(stream, noise.writeMessage(encodePayload23(version, opts.caps ?? 0, opts.identity.publicKey)))
+    write(stream, noise.writeMessage(encodePayload23(version, opts.caps ?? 0, opts.identity.publicKey, '', opts.certificate)))
     const p3 = decodePayload23(noise.readMessage(await reader.next()), opts.remoteLabel)
     if (p3.version !== version) throw new NetError(NetCodes.VERSION_MISMATCH, `${opts.remoteLabel} answered with protocol version ${p3.version}, not the chosen ${version}`)
     checkIdentity(noise, p3.edKey, opts)
-    return { ...noise.split(), remoteKey: p3.edKey, remoteId: peerIdFromKey(p3.edKey), version, remoteCaps: p3.caps, leftover: reader.detach() }
+    const owner = checkCert(p3, opts)
+    return { ...noise.split(), remoteKey: p3.edKey, remoteId: peerIdFromKey(p3.edKey), version, remoteCaps: p3.caps, ...owner, leftover: reader.detach() }
   })
 }

@@ -16,7 +16,9 @@ export const MsgTypes = {
   LIST: 0x07,
   AUDIT: 0x08,
   SPACE: 0x09,
-  GOODBYE: 0x0a
+  GOODBYE: 0x0a,
+  DEVICE: 0x0b,
+  KEEP_POINTER: 0x0c
 } as const
 export type MsgTypeName = keyof typeof MsgTypes
 /** A reply has the request's type with this bit set; ERROR answers any request. */
@@ -34,6 +36,10 @@ export const MAX_LIST_LIMIT = 4096
 export const MAX_AUDIT_ITEMS = 64
 export const MAX_TEXT_BYTES = 256
 export const MAX_AGENT_BYTES = 64
+/** DEVICE request and reply bodies (opaque, between devices of one owner). */
+export const MAX_DEVICE_BYTES = 4 * 1024 * 1024
+/** KEEP_POINTER item (an owner's signed BEP 44 item: its bencoded form is at most 1000 bytes). */
+export const MAX_KEEP_POINTER_BYTES = 1024
 
 export const PutStatus = { STORED: 0, ALREADY_HELD: 1 } as const
 export const AuditStatus = { OK: 0, MISSING: 1, BAD_RANGE: 2 } as const
@@ -55,6 +61,8 @@ export type Request =
   | { kind: 'LIST', after: Buffer | null, limit: number }
   | { kind: 'AUDIT', challenges: AuditChallenge[] }
   | { kind: 'SPACE' }
+  | { kind: 'DEVICE', body: Buffer }
+  | { kind: 'KEEP_POINTER', item: Buffer }
 
 export type Reply =
   | { kind: 'PING', nonce: bigint }
@@ -65,6 +73,8 @@ export type Reply =
   | { kind: 'LIST', more: boolean, entries: ListEntry[] }
   | { kind: 'AUDIT', answers: AuditAnswer[] }
   | { kind: 'SPACE', space: Space }
+  | { kind: 'DEVICE', body: Buffer }
+  | { kind: 'KEEP_POINTER' }
 
 export type Frame =
   | { dir: 'notice', kind: 'HELLO', hello: Hello }
@@ -101,6 +111,10 @@ function utf8Capped (text: string, max: number): Buffer {
   let end = max
   while (end > 0 && (b[end] & 0xc0) === 0x80) end--
   return b.subarray(0, end)
+}
+
+function checkOpaque (what: string, b: Uint8Array, min: number, max: number): void {
+  if (b.byteLength < min || b.byteLength > max) throw new NetError(b.byteLength > max ? NetCodes.TOO_LARGE : NetCodes.BAD_MESSAGE, `${what}: ${min} to ${max} bytes, not ${b.byteLength}`)
 }
 
 function checkIds (ids: Buffer[], what: string): void {
@@ -171,6 +185,12 @@ export function encodeRequest (id: number, r: Request): Buffer {
       return w.done()
     }
     case 'SPACE': return header(t, id, 0).done()
+    case 'DEVICE':
+      checkOpaque('DEVICE request', r.body, 1, MAX_DEVICE_BYTES)
+      return header(t, id, r.body.byteLength).bytes(r.body).done()
+    case 'KEEP_POINTER':
+      checkOpaque('KEEP_POINTER item', r.item, 1, MAX_KEEP_POINTER_BYTES)
+      return header(t, id, r.item.byteLength).bytes(r.item).done()
   }
 }
 
@@ -202,6 +222,10 @@ export function encodeReply (id: number, r: Reply): Buffer {
       const s = r.space
       return header(t, id, 44).u64(s.donated).u64(s.used).u64(s.free).u64(s.quotaForYou).u64(s.usedByYou).u32(s.maxShard).done()
     }
+    case 'DEVICE':
+      checkOpaque('DEVICE reply', r.body, 0, MAX_DEVICE_BYTES)
+      return header(t, id, r.body.byteLength).bytes(r.body).done()
+    case 'KEEP_POINTER': return header(t, id, 0).done()
   }
 }
 
@@ -291,6 +315,13 @@ export function decodeFrame (buf: Buffer): Frame {
   return isReply ? { dir: 'reply', id, reply: readReply(name, r) } : { dir: 'request', id, req: readRequest(name, r) }
 }
 
+/** The rest of the frame as an opaque body of min..max bytes. */
+function opaque (r: Reader, min: number, max: number, field: string): Buffer {
+  const b = r.rest()
+  if (b.length < min || b.length > max) r.fail(`${field} of ${b.length} bytes is not ${min} to ${max} bytes`)
+  return b
+}
+
 function readRequest (name: Exclude<MsgTypeName, 'HELLO' | 'GOODBYE'>, r: Reader): Request {
   let req: Request
   switch (name) {
@@ -322,6 +353,8 @@ function readRequest (name: Exclude<MsgTypeName, 'HELLO' | 'GOODBYE'>, r: Reader
       break
     }
     case 'SPACE': req = { kind: name }; break
+    case 'DEVICE': req = { kind: name, body: opaque(r, 1, MAX_DEVICE_BYTES, 'body') }; break
+    case 'KEEP_POINTER': req = { kind: name, item: opaque(r, 1, MAX_KEEP_POINTER_BYTES, 'item') }; break
   }
   r.end()
   return req
@@ -366,6 +399,8 @@ function readReply (name: Exclude<MsgTypeName, 'HELLO' | 'GOODBYE'>, r: Reader):
       break
     }
     case 'SPACE': reply = { kind: name, space: { donated: r.u64('donated'), used: r.u64('used'), free: r.u64('free'), quotaForYou: r.u64('quota for you'), usedByYou: r.u64('used by you'), maxShard: r.u32('max shard') } }; break
+    case 'DEVICE': reply = { kind: name, body: opaque(r, 0, MAX_DEVICE_BYTES, 'body') }; break
+    case 'KEEP_POINTER': reply = { kind: name }; break
   }
   r.end()
   return reply

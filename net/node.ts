@@ -2,7 +2,9 @@
 // handshake on every connection, keeps at most one authenticated connection per peer, serves other
 // owners from its ShardStore, and dials peers by racing its transports (the first to finish the
 // handshake wins; on a LAN usually TCP, across NATs uTP). Everything a peer sends is untrusted: bad
-// input closes that connection with a `warning` event and never affects the others.
+// input closes that connection with a `warning` event and never affects the others. A node may run
+// as one device of a multi-device owner: its own key plus a certificate from the owner's identity
+// (device-cert.ts); `owner` is then that identity, and peers see every device of it as one owner.
 
 import { EventEmitter } from 'node:events'
 import { NetError, NetCodes } from './errors.js'
@@ -12,6 +14,8 @@ import { SecureChannel } from './channel.js'
 import { RecvBudget, RECV_BUDGET_BYTES } from './budget.js'
 import { Peer, BANNABLE, type PeerOptions } from './peer.js'
 import { StorageService } from './service.js'
+import { DeviceService, type DeviceHandler, type KeepPointerHandler } from './device-service.js'
+import { verifyDeviceCert } from './device-cert.js'
 import { ShardStore, type ShardStoreOptions } from './shard-store.js'
 import { Ledger } from './ledger.js'
 import { peerIdFromKey, parsePeerId, shortId } from './peer-id.js'
@@ -28,7 +32,17 @@ export const MAX_BANS = 10_000
 export const AGENT = 'dustbox/0.1'
 
 export interface NetNodeOptions {
+  /** This node's transport key pair (a device's own key when `certificate` is given). */
   readonly identity: Identity
+  /**
+   * A device certificate (device-cert.ts) by which the owner's identity certifies `identity`'s
+   * public key; sent in every handshake. Absent: the node is its own owner.
+   */
+  readonly certificate?: Uint8Array
+  /** DEVICE requests from other devices of this node's owner (absent: refused). */
+  readonly onDevice?: DeviceHandler
+  /** KEEP_POINTER requests: an owner's signed BEP 44 item to re-put (absent: refused). */
+  readonly onKeepPointer?: KeepPointerHandler
   /** Bind address (default 0.0.0.0; tests use 127.0.0.1). */
   readonly host?: string
   /** Port for both transports (0 picks one). */
@@ -40,7 +54,7 @@ export interface NetNodeOptions {
   readonly stateDir?: string | null
   readonly agent?: string
   /** Decide on an authenticated inbound peer: return a refusal reason, or null to accept. */
-  readonly accept?: (key: Buffer, remote: Endpoint) => string | null
+  readonly accept?: (key: Buffer, remote: Endpoint, owner: Buffer) => string | null
   readonly maxConnections?: number
   readonly banMs?: number
   readonly recvBudgetBytes?: number
@@ -91,6 +105,10 @@ export interface ConnectOptions {
 export class NetNode extends EventEmitter<NetNodeEvents> {
   readonly identity: Identity
   readonly key: Buffer
+  /** The owner this node acts for: its certificate's identity, or its own key without one. */
+  readonly owner: Buffer
+  /** Its own device certificate, or null. */
+  readonly certificate: Buffer | null
   readonly id: string
   readonly shortId: string
   readonly store: ShardStore | null
@@ -114,12 +132,29 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     this.opts = opts
     this.identity = opts.identity
     this.key = Buffer.from(opts.identity.publicKey)
+    if (opts.certificate !== undefined) {
+      let cert
+      try {
+        cert = verifyDeviceCert(opts.certificate, this.key, 'this node')
+      } catch (err) {
+        throw new NetError(NetCodes.CONFIG_INVALID, (err as Error).message.replace(/^[A-Z_]+: /, ''), { cause: err })
+      }
+      this.certificate = cert.raw
+      this.owner = Buffer.from(cert.identity)
+    } else {
+      this.certificate = null
+      this.owner = this.key
+    }
     this.id = peerIdFromKey(this.key)
     this.shortId = shortId(this.id)
     this.staticKey = x25519FromEd25519(opts.identity)
     this.budget = new RecvBudget(opts.recvBudgetBytes ?? RECV_BUDGET_BYTES)
     this.store = opts.store == null ? null : new ShardStore(opts.store)
-    this.service = new StorageService(this.store)
+    this.service = new StorageService(this.store, new DeviceService({
+      onDevice: opts.onDevice,
+      onKeepPointer: opts.onKeepPointer,
+      onError: (err, peer) => this.warn(err, { peer: peer.id, remote: peer.remote })
+    }))
     this.ledger = new Ledger(opts.stateDir ?? null)
     const names = opts.transports ?? ['utp', 'tcp']
     if (names.length === 0) throw new NetError(NetCodes.CONFIG_INVALID, 'at least one transport is needed')
@@ -223,7 +258,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       timeoutMs: this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       remoteLabel: label,
       signal,
-      expectKey
+      expectKey,
+      certificate: this.certificate ?? undefined
     }
   }
 
@@ -243,7 +279,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     }
     this.track(raw)
     respond(raw.stream, this.handshakeOpts(label)).then(hs => {
-      const refusal = this.bannedReason(hs.remoteKey) ?? this.opts.accept?.(hs.remoteKey, raw.remote) ?? null
+      const refusal = this.bannedReason(hs.remoteKey) ?? this.opts.accept?.(hs.remoteKey, raw.remote, hs.remoteOwner) ?? null
       this.adopt(raw, hs, false, refusal)
     }, (err: unknown) => {
       const e = err instanceof NetError ? err : new NetError(NetCodes.HANDSHAKE_FAILED, `${label}: ${String(err)}`)
@@ -297,6 +333,10 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     const popts: PeerOptions = {
       key: hs.remoteKey,
       id: hs.remoteId,
+      owner: hs.remoteOwner,
+      cert: hs.remoteCert,
+      localKey: this.key,
+      localOwner: this.owner,
       version: hs.version,
       caps: hs.remoteCaps,
       initiator,

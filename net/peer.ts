@@ -30,6 +30,13 @@ export interface RequestHandler {
 export interface PeerOptions {
   readonly key: Buffer
   readonly id: string
+  /** The peer's owner (its device certificate's identity); default: its key. */
+  readonly owner?: Buffer
+  /** The peer's verified device certificate, or null. */
+  readonly cert?: Buffer | null
+  /** This node's key and owner, to tell another device of the same owner (isOwnDevice). */
+  readonly localKey?: Buffer
+  readonly localOwner?: Buffer
   readonly version: number
   readonly caps: number
   readonly initiator: boolean
@@ -68,8 +75,15 @@ interface Pending {
 }
 
 export class Peer extends EventEmitter<PeerEvents> {
+  /** The peer's own (device) key, proven in the handshake. */
   readonly key: Buffer
   readonly id: string
+  /** Its owner: the identity that certified its key, or its key when it sent no certificate. */
+  readonly owner: Buffer
+  /** Its verified device certificate (net/device-cert.ts), or null. */
+  readonly cert: Buffer | null
+  /** True when it is another device of this node's owner (same owner, another key). */
+  readonly isOwnDevice: boolean
   readonly shortId: string
   readonly version: number
   readonly caps: number
@@ -97,12 +111,17 @@ export class Peer extends EventEmitter<PeerEvents> {
   private closeErr: NetError | null | undefined = undefined
   private warned = false
   private readonly keepalive: NodeJS.Timeout
+  private readonly closed = new AbortController()
 
   constructor (channel: SecureChannel, opts: PeerOptions) {
     super()
     this.channel = channel
     this.key = opts.key
     this.id = opts.id
+    this.owner = opts.owner ?? opts.key
+    this.cert = opts.cert ?? null
+    this.isOwnDevice = opts.localOwner !== undefined && opts.localKey !== undefined &&
+      this.owner.equals(opts.localOwner) && !this.key.equals(opts.localKey)
     this.shortId = shortId(opts.id)
     this.version = opts.version
     this.caps = opts.caps
@@ -131,6 +150,11 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   get isOpen (): boolean {
     return this.closeErr === undefined
+  }
+
+  /** Aborted when the connection closes (handlers of this peer's requests can stop then). */
+  get signal (): AbortSignal {
+    return this.closed.signal
   }
 
   get bytesIn (): number { return this.channel.bytesIn }
@@ -284,6 +308,16 @@ export class Peer extends EventEmitter<PeerEvents> {
     return space
   }
 
+  /** Send an opaque request to another device of my owner; resolves with its opaque answer. */
+  async device (body: Buffer, opts?: RequestOptions): Promise<Buffer> {
+    return (await this.request({ kind: 'DEVICE', body }, opts)).body
+  }
+
+  /** Hand this peer my signed BEP 44 pointer item so that it can re-put it in the DHT. */
+  async keepPointer (item: Buffer, opts?: RequestOptions): Promise<void> {
+    await this.request({ kind: 'KEEP_POINTER', item }, opts)
+  }
+
   private account (added: number, reported: bigint): void {
     this.reportedUsage = reported
     this.onHeldByPeer(added, reported)
@@ -394,6 +428,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     this.closeErr = err
     clearInterval(this.keepalive)
+    this.closed.abort()
     const e = err ?? new NetError(NetCodes.CLOSED, `${this.shortId}: connection closed`)
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(e)
     for (const w of this.slotWaiters.splice(0)) w()

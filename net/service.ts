@@ -1,24 +1,28 @@
 // StorageService: answers other owners' requests from the node's ShardStore. The owner of every
-// request is the authenticated identity of the connection it came on, never a field of the message,
-// so nobody can read, list or delete another owner's shards. A node with no store answers the storage
-// requests with SPACE_EXCEEDED (it donates nothing) and still answers PING.
+// request is the authenticated owner of the connection it came on (the identity of its verified
+// device certificate, else its own key: Peer.owner), never a field of the message, so every device
+// of an owner shares one namespace and nobody can read, list or delete another owner's shards. A node
+// with no store answers the storage requests with SPACE_EXCEEDED (it donates nothing) and still
+// answers PING. DEVICE and KEEP_POINTER go to the DeviceService.
 
 import { NetError, NetCodes } from './errors.js'
 import type { Reply, Request } from './messages.js'
 import type { Peer, RequestHandler } from './peer.js'
 import type { ShardStore } from './shard-store.js'
+import { DeviceService } from './device-service.js'
 
 export class StorageService implements RequestHandler {
-  constructor (private readonly store: ShardStore | null) {}
+  constructor (private readonly store: ShardStore | null, private readonly devices: DeviceService = new DeviceService({})) {}
 
   async handle (peer: Peer, req: Request): Promise<Reply> {
     if (req.kind === 'PING') return { kind: 'PING', nonce: req.nonce }
+    if (req.kind === 'DEVICE' || req.kind === 'KEEP_POINTER') return await this.devices.handle(peer, req)
     const store = this.store
     if (store === null) {
       if (req.kind === 'SPACE') return { kind: 'SPACE', space: { donated: 0n, used: 0n, free: 0n, quotaForYou: 0n, usedByYou: 0n, maxShard: 0 } }
       throw new NetError(NetCodes.SPACE_EXCEEDED, 'this node donates no space')
     }
-    const owner = peer.key
+    const owner = peer.owner
     switch (req.kind) {
       case 'PUT_SHARD': {
         const r = await store.put(owner, req.shard, req.data)

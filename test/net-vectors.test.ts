@@ -1,6 +1,7 @@
 // Golden vectors of the network protocol v1 (docs/vectors/net-v1.json, specified in
 // docs/protocol.md): peer ids, the Noise XX handshake with fixed keys, the first transport records,
-// every message's bytes, shard ids and audit proofs. Recomputed with the real code and compared byte
+// a device certificate and the handshake payload carrying it, every message's bytes, shard ids and
+// audit proofs. Recomputed with the real code and compared byte
 // for byte. docs/vectors/check_net_v1.py re-derives them independently (Python hashlib + cryptography).
 //
 // The JSON is written only on request:
@@ -15,7 +16,8 @@ import sodium from 'sodium-native'
 import { spawnSync } from 'node:child_process'
 import { peerIdFromKey, parsePeerId } from '../net/peer-id.js'
 import { NoiseXX, x25519FromEd25519, x25519KeyPair } from '../net/noise.js'
-import { PROLOGUE, encodePayload1, encodePayload23, Caps } from '../net/handshake.js'
+import { PROLOGUE, encodePayload1, encodePayload23, decodePayload23, Caps } from '../net/handshake.js'
+import { signDeviceCert, verifyDeviceCert, CERT_SIG_LABEL } from '../net/device-cert.js'
 import { encodeError, encodeGoodbye, encodeHello, encodeReply, encodeRequest, decodeFrame } from '../net/messages.js'
 import { shardIdOf, auditProof } from '../net/shard-store.js'
 
@@ -73,6 +75,14 @@ function compute (): Record<string, unknown> {
   const r2 = record(si.send, ping)
   const r3 = record(sr.send, hello)
 
+  // A device of identity A: its own key from a fixed seed, certified by A.
+  const seedD = seq(0xa0, 32)
+  const D = ed25519(seedD)
+  const certName = 'Zoë’s laptop'
+  const cert = signDeviceCert({ identity: A, devicePublicKey: D.publicKey, createdMs: 1700000000000, name: certName })
+  const certBody = cert.subarray(0, cert.length - 64)
+  const p3Cert = encodePayload23(1, 0, D.publicKey, '', cert)
+
   const shard = Buffer.from('dustbox shard vector: any bytes at all', 'ascii')
   const sid = shardIdOf(shard)
   const nonce = seq(0x80, 32)
@@ -99,7 +109,12 @@ function compute (): Record<string, unknown> {
     AUDIT: hex(encodeRequest(0xfffffffe, { kind: 'AUDIT', challenges: [{ shard: sid, nonce, offset: 0, length: 0 }, { shard: sid, nonce, offset: 8, length: 5 }] })),
     AUDIT_reply: hex(encodeReply(0xfffffffe, { kind: 'AUDIT', answers: [{ status: 0, proof: auditProof(sid, nonce, 0, 0, shard) }, { status: 0, proof: auditProof(sid, nonce, 8, 5, shard.subarray(8, 13)) }] })),
     SPACE: hex(encodeRequest(9, { kind: 'SPACE' })),
-    SPACE_reply: hex(encodeReply(9, { kind: 'SPACE', space: { donated: 10737418240n, used: 38n, free: 1073741786n, quotaForYou: 1073741824n, usedByYou: 38n, maxShard: 4198400 } }))
+    SPACE_reply: hex(encodeReply(9, { kind: 'SPACE', space: { donated: 10737418240n, used: 38n, free: 1073741786n, quotaForYou: 1073741824n, usedByYou: 38n, maxShard: 4198400 } })),
+    DEVICE: hex(encodeRequest(10, { kind: 'DEVICE', body: Buffer.from('opaque device request', 'ascii') })),
+    DEVICE_reply: hex(encodeReply(10, { kind: 'DEVICE', body: Buffer.from('opaque answer', 'ascii') })),
+    DEVICE_reply_empty: hex(encodeReply(11, { kind: 'DEVICE', body: Buffer.alloc(0) })),
+    KEEP_POINTER: hex(encodeRequest(12, { kind: 'KEEP_POINTER', item: Buffer.from('d1:v3:abce', 'ascii') })),
+    KEEP_POINTER_reply: hex(encodeReply(12, { kind: 'KEEP_POINTER' }))
   }
 
   return {
@@ -134,6 +149,17 @@ function compute (): Record<string, unknown> {
       responderRecord1: hex(r3),
       recordPlaintexts: { initiatorRecord1: 'messages.HELLO', initiatorRecord2: 'messages.PING', responderRecord1: 'messages.HELLO' }
     },
+    deviceCert: {
+      identitySeed: hex(seedA),
+      identityPublicKey: hex(A.publicKey),
+      deviceSeed: hex(seedD),
+      devicePublicKey: hex(D.publicKey),
+      createdMs: 1700000000000,
+      name: certName,
+      signatureInput: hex(Buffer.concat([CERT_SIG_LABEL, Buffer.from([0]), certBody])),
+      cert: hex(cert),
+      payload3WithCert: hex(p3Cert)
+    },
     shards: {
       data: hex(shard),
       id: hex(sid),
@@ -160,6 +186,12 @@ test('net vectors: every message vector decodes back to the same bytes', () => {
     assert.ok(f.dir !== 'unknown', name)
   }
   for (const p of v.peerIds) assert.equal(hex(parsePeerId(p.peerId)), p.key)
+  const dc = (v as unknown as { deviceCert: Record<string, string> }).deviceCert
+  const c = verifyDeviceCert(Buffer.from(dc.cert, 'hex'), Buffer.from(dc.devicePublicKey, 'hex'), 'vector')
+  assert.equal(hex(c.identity), dc.identityPublicKey)
+  assert.equal(c.name, dc.name)
+  const p3 = decodePayload23(Buffer.from(dc.payload3WithCert, 'hex'), 'vector')
+  assert.equal(hex(p3.cert!), dc.cert)
 })
 
 test('net vectors: the independent Python reimplementation agrees (skipped without python3 + cryptography)', t => {

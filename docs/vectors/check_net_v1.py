@@ -6,8 +6,9 @@ and a 64-byte digest, so hmac.new(k, m, hashlib.blake2b) is Noise's HMAC-HASH) a
 package (Ed25519 key pairs from seeds, X25519, ChaCha20-Poly1305). Reimplemented here from the spec:
 peer ids (base32, Luhn mod 32, forgiving parser), the Ed25519 -> X25519 conversions (clamped
 SHA-512(seed) half; u = (1 + y) / (1 - y) mod p), Noise_XX_25519_ChaChaPoly_BLAKE2b (run as both
-initiator and responder with the vectors' fixed ephemeral secrets), the handshake payloads, Split()
-and the transport records, shard ids and audit proofs, and a strict encoder/decoder of every
+initiator and responder with the vectors' fixed ephemeral secrets), the handshake payloads and their
+extensions, the device certificate of §3.4 (built, signed with Ed25519 and verified; strict decoder),
+Split() and the transport records, shard ids and audit proofs, and a strict encoder/decoder of every
 message of §5.1.
 
 Each message vector is built from its fields and compared byte for byte; the fields are taken from
@@ -27,10 +28,10 @@ import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, InvalidSignature
 
 V = json.loads((Path(__file__).parent / "net-v1.json").read_text(encoding="utf-8"))
 failures = []
@@ -295,20 +296,46 @@ def payload1(min_v, max_v):
     return b"dbx" + bytes([min_v, max_v])
 
 
-def payload23(version, caps, ed25519_pk, reason=""):
+EXT_DEVICE_CERT = 0x01
+
+
+def payload23(version, caps, ed25519_pk, reason="", cert=None):
     r = reason.encode("utf-8")
-    return bytes([version]) + struct.pack(">I", caps) + ed25519_pk + struct.pack(">H", len(r)) + r
+    out = bytes([version]) + struct.pack(">I", caps) + ed25519_pk + struct.pack(">H", len(r)) + r
+    if cert is not None:
+        out += bytes([EXT_DEVICE_CERT]) + struct.pack(">H", len(cert)) + cert
+    return out
 
 
-def parse_payload23(p):
+def parse_payload23_ext(p):
+    """(version, caps, pk, reason, extensions): extensions = [(type, bytes)], each within the payload."""
     if len(p) < 39:
         raise ValueError("payload too short")
     version, caps = p[0], struct.unpack(">I", p[1:5])[0]
     pk = p[5:37]
     rl = struct.unpack(">H", p[37:39])[0]
-    if len(p) != 39 + rl:
+    if len(p) < 39 + rl:
         raise ValueError("payload length")
-    return version, caps, pk, p[39:].decode("utf-8")
+    reason = p[39:39 + rl].decode("utf-8")
+    exts, i = [], 39 + rl
+    while i < len(p):
+        if len(p) - i < 3:
+            raise ValueError("extension header truncated")
+        t, n = p[i], struct.unpack(">H", p[i + 1:i + 3])[0]
+        if len(p) - i - 3 < n:
+            raise ValueError("extension truncated")
+        exts.append((t, p[i + 3:i + 3 + n]))
+        i += 3 + n
+    if sum(1 for t, _ in exts if t == EXT_DEVICE_CERT) > 1:
+        raise ValueError("two device certificates")
+    return version, caps, pk, reason, exts
+
+
+def parse_payload23(p):
+    version, caps, pk, reason, exts = parse_payload23_ext(p)
+    if exts:
+        raise ValueError("unexpected extensions")
+    return version, caps, pk, reason
 
 
 def choose_version(offer, speaks):
@@ -423,6 +450,103 @@ check("refusalPayload2 parses (version 0, caps 0)", parse_payload23(bytes.fromhe
 k1, k2 = si.split()
 check("Split() agrees on both sides", sr.split(), (k1, k2))
 
+# ---- §3.4 device certificates ----
+
+DC = V["deviceCert"]
+CERT_LABEL = b"dustbox/v1/device-cert"
+CONTROL = set(range(0x00, 0x20)) | set(range(0x7F, 0xA0))
+
+
+def device_cert_body(identity_pk, device_pk, created_ms, name):
+    nb = name.encode("utf-8")
+    assert len(nb) <= 64
+    return b"DBXC" + bytes([1]) + identity_pk + device_pk + struct.pack(">Q", created_ms) + bytes([len(nb)]) + nb
+
+
+def decode_device_cert(c):
+    """Strict decode: exact length, magic, version, name (valid UTF-8, no control characters)."""
+    if not 4 + 1 + 32 + 32 + 8 + 1 + 64 <= len(c) <= 4 + 1 + 32 + 32 + 8 + 1 + 64 + 64:
+        raise ValueError("certificate length")
+    if c[:4] != b"DBXC" or c[4] != 1:
+        raise ValueError("magic or version")
+    n = c[77]
+    if n > 64 or len(c) != 78 + n + 64:
+        raise ValueError("name length")
+    name = c[78:78 + n].decode("utf-8", errors="strict")
+    if any(ord(ch) in CONTROL for ch in name):
+        raise ValueError("control characters in the name")
+    return {"identity": c[5:37], "device": c[37:69], "created_ms": struct.unpack(">Q", c[69:77])[0],
+            "name": name, "body": c[:78 + n], "sig": c[78 + n:]}
+
+
+def verify_device_cert(c, expect_device):
+    d = decode_device_cert(c)
+    try:
+        Ed25519PublicKey.from_public_bytes(d["identity"]).verify(d["sig"], CERT_LABEL + b"\x00" + d["body"])
+    except InvalidSignature:
+        raise ValueError("invalid signature")
+    if d["device"] != expect_device:
+        raise ValueError("certificate for another device key")
+    return d
+
+
+id_seed = bytes.fromhex(DC["identitySeed"])
+dev_seed = bytes.fromhex(DC["deviceSeed"])
+check("deviceCert identity is the initiator's", id_seed, ID["initiator"]["seed"])
+id_pk = ed_pk(id_seed)
+dev_pk = ed_pk(dev_seed)
+check("deviceCert identity public key", id_pk.hex(), DC["identityPublicKey"])
+check("deviceCert device public key", dev_pk.hex(), DC["devicePublicKey"])
+body = device_cert_body(id_pk, dev_pk, DC["createdMs"], DC["name"])
+sig_input = CERT_LABEL + b"\x00" + body
+check("deviceCert signature input", sig_input.hex(), DC["signatureInput"])
+check("deviceCert label is 22 bytes", len(CERT_LABEL), 22)
+sig = Ed25519PrivateKey.from_private_bytes(id_seed).sign(sig_input)
+cert = body + sig
+check("deviceCert bytes (Ed25519 is deterministic)", cert.hex(), DC["cert"])
+check("deviceCert length", len(cert), 4 + 1 + 32 + 32 + 8 + 1 + len(DC["name"].encode("utf-8")) + 64)
+try:
+    d = verify_device_cert(bytes.fromhex(DC["cert"]), dev_pk)
+    check("deviceCert verifies and decodes", (d["identity"], d["device"], d["created_ms"], d["name"]),
+          (id_pk, dev_pk, DC["createdMs"], DC["name"]))
+except ValueError as e:
+    check("deviceCert verifies and decodes", str(e), "ok")
+for what, mutate, expect_dev in (
+    ("altered name byte", lambda b: b[:78] + bytes([b[78] ^ 1]) + b[79:], dev_pk),
+    ("identity replaced", lambda b: b[:5] + ID["responder"]["ed"] + b[37:], dev_pk),
+    ("altered signature", lambda b: b[:-1] + bytes([b[-1] ^ 1]), dev_pk),
+    ("for another device key", lambda b: b, ID["responder"]["ed"]),
+    ("truncated", lambda b: b[:-1], dev_pk),
+    ("trailing byte", lambda b: b + b"\x00", dev_pk),
+    ("version 2", lambda b: b[:4] + b"\x02" + b[5:], dev_pk),
+    ("name_len 65", lambda b: b[:77] + b"\x41" + b[78:], dev_pk),
+    ("control character in the name", lambda b: b[:78] + b"\x07" + b[79:], dev_pk),
+):
+    try:
+        verify_device_cert(mutate(bytes.fromhex(DC["cert"])), expect_dev)
+        check(f"deviceCert {what} refused", "accepted", "refused")
+    except (ValueError, UnicodeDecodeError):
+        check(f"deviceCert {what} refused", "refused", "refused")
+
+p3c = payload23(1, 0, dev_pk, "", cert)
+check("payload3 with the device certificate extension", p3c.hex(), DC["payload3WithCert"])
+v_, c_, pk_, r_, ex_ = parse_payload23_ext(bytes.fromhex(DC["payload3WithCert"]))
+check("payload3WithCert parses", (v_, c_, pk_, r_, ex_), (1, 0, dev_pk, "", [(EXT_DEVICE_CERT, cert)]))
+old = bytes.fromhex(DC["payload3WithCert"])
+rl = struct.unpack(">H", old[37:39])[0]
+check("an old decoder (ignoring bytes after the reason) reads the same fields", old[:39 + rl], payload23(1, 0, dev_pk))
+check("payload3WithCert keeps message 3 within 1024 bytes", 48 + len(old) + 16 <= 1024, True)
+big = payload23(0, 0, dev_pk, "r" * 200, device_cert_body(id_pk, dev_pk, 0, "n" * 64) + bytes(64))
+check("largest payload 2 (200-byte reason, 206-byte certificate) within 1024 bytes", 32 + 48 + len(big) + 16 <= 1024, True)
+check("unknown extensions are skipped", parse_payload23_ext(old + b"\x7f\x00\x01\x00")[4], [(EXT_DEVICE_CERT, cert), (0x7F, b"\x00")])
+for what, bad in (("truncated extension", old[:-1]), ("extension header", payload23(1, 0, dev_pk) + b"\x01\x00"),
+                  ("two certificates", old + old[39 + rl:])):
+    try:
+        parse_payload23_ext(bad)
+        check(f"payload extension refused: {what}", "accepted", "refused")
+    except ValueError:
+        check(f"payload extension refused: {what}", "refused", "refused")
+
 # ---- §6 shards and audits ----
 
 SH = V["shards"]
@@ -457,11 +581,14 @@ MAX_AUDIT = 64
 MAX_TEXT = 256
 MAX_AGENT = 64
 MAX_HANDLERS = 8
+MAX_DEVICE = 4 * 1024 * 1024
+MAX_KEEP_POINTER = 1024
 check("MAX_SHARD_BYTES", MAX_SHARD_BYTES, 4198400)
 check("MAX_FRAME_BYTES", MAX_FRAME_BYTES, 4202496)
 
 TYPES = {"HELLO": 0x01, "PING": 0x02, "PUT_SHARD": 0x03, "GET_SHARD": 0x04, "HAS": 0x05, "DELETE": 0x06,
-         "LIST": 0x07, "AUDIT": 0x08, "SPACE": 0x09, "GOODBYE": 0x0A, "ERROR": 0xFF}
+         "LIST": 0x07, "AUDIT": 0x08, "SPACE": 0x09, "GOODBYE": 0x0A, "DEVICE": 0x0B, "KEEP_POINTER": 0x0C,
+         "ERROR": 0xFF}
 NAMES = {v: k for k, v in TYPES.items()}
 NOTICES = {"HELLO", "GOODBYE"}
 CODES = {"BAD_MESSAGE": 1, "UNKNOWN_TYPE": 2, "NOT_FOUND": 3, "HASH_MISMATCH": 4, "QUOTA_EXCEEDED": 5,
@@ -614,6 +741,16 @@ def dec_body(name, reply, r):
             if st == 1 and proof != bytes(32):
                 raise BadMessage("MISSING with a nonzero proof")
             f["results"].append((st, proof))
+    elif name == "DEVICE":
+        f["body"] = r.rest()
+        if not (0 if reply else 1) <= len(f["body"]) <= MAX_DEVICE:
+            raise BadMessage(f"DEVICE body of {len(f['body'])} bytes")
+    elif name == "KEEP_POINTER" and not reply:
+        f["item"] = r.rest()
+        if not 1 <= len(f["item"]) <= MAX_KEEP_POINTER:
+            raise BadMessage(f"KEEP_POINTER item of {len(f['item'])} bytes")
+    elif name == "KEEP_POINTER":
+        pass
     elif name == "SPACE" and not reply:
         pass
     elif name == "SPACE":
@@ -676,6 +813,10 @@ def encode(name, reply, mid, f):
         out += b"".join(i + n + struct.pack(">II", o, l) for i, n, o, l in f["challenges"])
     elif name == "AUDIT":
         out += struct.pack(">H", len(f["results"])) + b"".join(bytes([s]) + p for s, p in f["results"])
+    elif name == "DEVICE":
+        out += f["body"]
+    elif name == "KEEP_POINTER" and not reply:
+        out += f["item"]
     elif name == "SPACE" and reply:
         out += struct.pack(">QQQQQI", f["donated"], f["used"], f["free"], f["quota_for_you"],
                            f["used_by_you"], f["max_shard"])
@@ -712,6 +853,11 @@ EXPECTED = {
     "SPACE": ("SPACE", False, 9, {}),
     "SPACE_reply": ("SPACE", True, 9, {"donated": 10 * GiB, "used": n_data, "free": GiB - n_data,
                                        "quota_for_you": GiB, "used_by_you": n_data, "max_shard": MAX_SHARD_BYTES}),
+    "DEVICE": ("DEVICE", False, 10, {"body": b"opaque device request"}),
+    "DEVICE_reply": ("DEVICE", True, 10, {"body": b"opaque answer"}),
+    "DEVICE_reply_empty": ("DEVICE", True, 11, {"body": b""}),
+    "KEEP_POINTER": ("KEEP_POINTER", False, 12, {"item": b"d1:v3:abce"}),
+    "KEEP_POINTER_reply": ("KEEP_POINTER", True, 12, {}),
 }
 MSG = V["messages"]
 check("message vector names", sorted(MSG), sorted(EXPECTED))
@@ -747,7 +893,12 @@ REFUSE = {
     "HELLO with id 1": "01" + "00000001" + MSG["HELLO"][10:],
     "PING with id 0": "02" + "00000000" + MSG["PING"][10:],
     "HELLO reply type": "81" + MSG["HELLO"][2:],
-    "unknown type 0x0b": "0b00000001",
+    "unknown type 0x0d": "0d00000001",
+    "DEVICE request empty": "0b0000000a",
+    "DEVICE request over 4 MiB": "0b0000000a" + "00" * (MAX_DEVICE + 1),
+    "KEEP_POINTER item empty": "0c0000000c",
+    "KEEP_POINTER item of 1025 bytes": "0c0000000c" + "00" * (MAX_KEEP_POINTER + 1),
+    "KEEP_POINTER reply with a body": "8c0000000c00",
 }
 for what, hx in REFUSE.items():
     try:
