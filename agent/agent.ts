@@ -6,9 +6,13 @@
 
 import { IndexPublisher, type IndexStatus } from './index-publisher.js'
 import { Restorer, type RestoreResult } from './restore.js'
+import { SyncService } from './sync-service.js'
+import { PointerKeeper } from './pointer-keeper.js'
+import { deviceIdOf, type SyncDevice } from './sync.js'
+import { loadOrCreateDevice, cleanDeviceName, DEVICE_KEY_FILE } from './device.js'
 import { EventEmitter } from 'node:events'
 import { promises as fsp } from 'node:fs'
-import { networkInterfaces } from 'node:os'
+import { hostname } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { StubEngine, createSecret, loadCrypto, StubError, StubCodes, isStubName, stubNameFor, targetNameFor } from '../stubs/index.js'
 import { NetNode, shortId } from '../net/index.js'
@@ -29,6 +33,7 @@ import { saveConfig, type AgentConfig } from './config.js'
 import { AgentError, AgentCodes, errorLine } from './errors.js'
 import { buildStatus, type AgentStatus, type HealthStatus } from './status.js'
 import { Activity } from './activity.js'
+import { wireControl, isOwnAddress, pick } from './agent-control.js'
 import type { FileRow } from './index-db.js'
 
 export const STORE_DIR = 'donated'
@@ -74,6 +79,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   queue!: IngestQueue
   index!: IndexPublisher
   watcher: FolderWatcher | null = null
+  sync!: SyncService
+  /** The signed index pointers of owners whose shards this node keeps, re-put in the DHT (docs/discovery.md §4.1). */
+  keeper!: PointerKeeper
+  /** This device: its own key when it has one (device.key, docs/sync.md §2), else the identity's. */
+  device!: SyncDevice
   control!: ControlServer
   readonly startedAt = Date.now()
   readonly activity = new Activity()
@@ -122,11 +132,28 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       this.engine = await StubEngine.open({ home: c.home, crypto })
       this.db = new IndexDb(c.home)
+      // A second device of an owner (a key imported into this home) has its own key, certified by the identity.
+      const dk = await fsp.access(join(c.home, DEVICE_KEY_FILE)).then(async () => await loadOrCreateDevice(c.home, this.engine.keys.identity), () => null)
+      const netIdentity = dk ?? this.engine.keys.identity
+      this.device = dk !== null ? { id: dk.id, key: dk.publicKey, name: dk.name } : { id: deviceIdOf(netIdentity.publicKey), key: Buffer.from(netIdentity.publicKey), name: cleanDeviceName(hostname()) }
       for (const f of c.folders) this.db.addFolder(f)
       const grace = this.t('graceBytes', GRACE_BYTES)
       let placement: Placement | null = null
+      this.keeper = new PointerKeeper({
+        home: c.home,
+        holds: hex => (this.net?.store?.usedBy(hex) ?? 0) > 0,
+        reput: async (item) => {
+          if (this.discovery === null) throw new AgentError(AgentCodes.CLOSED, 'discovery is not started')
+          return await this.discovery.reputItem(item)
+        },
+        ...pick(c.tunables, ['reputMs', 'retryMs', 'startDelayMs'], { reputMs: 'keptReputMs', retryMs: 'keptRetryMs', startDelayMs: 'keptStartDelayMs' })
+      })
+      this.keeper.on('warning', e => this.warn(e))
       this.net = new NetNode({
-        identity: this.engine.keys.identity,
+        identity: netIdentity,
+        ...(dk !== null ? { certificate: dk.cert } : {}),
+        onDevice: async (peer, body) => await this.sync.sync.serve(peer, body),
+        onKeepPointer: async (peer, item) => await this.keeper.onKeepPointer(peer, item),
         host: c.host,
         port: c.port,
         stateDir: c.home,
@@ -148,7 +175,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.placement = placement = new Placement({
         net: this.net,
         db: this.db,
-        accept: hex => this.monitor.usable(hex),
+        accept: hex => this.monitor.usable(hex) && this.net.peers().find(p => p.id === hex || p.key.toString('hex') === hex)?.isOwnDevice !== true,
+        forgetRemote: id => this.sync?.sdb.forgetRemote(id),
         intact: id => this.rdb.intact(id),
         proofsFor: (shardId, shard) => makeProofs(auditKey, shardId, shard, 0),
         auditPeriodMs,
@@ -163,7 +191,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.placement.on('waiting', r => this.emit('waiting', r))
       this.placement.on('warning', e => this.warn(e))
       this.discovery = new Discovery({
-        identity: this.engine.keys.identity,
+        identity: netIdentity,
+        pointerIdentity: this.engine.keys.identity,
         host: c.host,
         port: c.dhtPort,
         ...(c.bootstrap !== undefined ? { bootstrap: c.bootstrap === false ? false : [...c.bootstrap] } : {}),
@@ -229,13 +258,21 @@ export class Agent extends EventEmitter<AgentEvents> {
         concurrency: c.tunables.ingestConcurrency,
         retryMinMs: c.tunables.retryMinMs,
         onEvent: e => this.emit('file', e),
-        onWarning: e => this.warn(e)
+        onWarning: e => this.warn(e),
+        onVersion: id => this.sync.sync.localVersion(id),
+        device: this.device.id
       })
+      this.sync = new SyncService(this, this.device)
+      this.sync.sync.on('warning', e => this.warn(e))
+      this.sync.guard.on('warning', e => this.warn(e))
+      this.sync.collector.on('warning', e => this.warn(e))
+      this.sync.guard.on('held', h => this.warn(new AgentError(AgentCodes.BAD_PARAMS, `${h.files} of ${h.of} files of ${JSON.stringify(h.folder)} were deleted at once: held, not deleted on the other devices; "dustbox sync confirm" lets them go, "dustbox sync revert" brings their stubs back`)))
       this.on('file', e => {
         this.activity.onFile(e)
         if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.healthDirty = true
       })
       this.index = new IndexPublisher({
+        device: this.device.id,
         home: c.home,
         db: this.db,
         placement: this.placement,
@@ -251,12 +288,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.index.ready()
       this.on('file', e => { if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.index.soon() })
       this.repair.on('event', e => { if (e.state === 'repaired') this.index.soon() })
-      this.wireControl()
+      wireControl(this)
       await this.discovery.ready()
+      await this.keeper.ready()
       await saveConfig(c.home, { folders: [...c.folders], host: c.host, port: this.net.port, dhtPort: this.discovery.address().port, bootstrap: c.bootstrap === undefined ? null : c.bootstrap === false ? 'none' : c.bootstrap.join(',') })
       if (c.folders.length > 0) await this.startWatching()
       // Dial every peer holding my shards now, not when discovery happens to find it again.
       for (const h of this.rdb.holders()) this.peers.keep(h.peer)
+      this.sync.start()
       this.monitor.start()
       this.auditor.start()
       this.repair.start()
@@ -285,7 +324,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.watcher = w
     w.on('warning', e => this.warn(e.error))
     w.on('file', e => this.queue.add(e.folder, e.path))
-    w.on('removed', e => this.onRemoved(e.folder, e.path))
+    w.on('removed', e => { this.sync.removed(e.folder, e.path).catch(err => this.warn(err)) })
+    w.on('stub', e => { this.sync.stubAppeared(e.folder, e.path).catch(err => this.warn(err)) })
     await w.ready()
     // Reconcile with the index: work left unfinished by the last run, and files the watcher's
     // snapshot may have marked seen before they were processed.
@@ -296,10 +336,20 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }
     for (const folder of c.folders) {
-      for await (const f of w.walk(folder)) {
-        const row = this.db.file(folder, relative(folder, f.path))
+      const seen = new Set<string>()
+      for await (const f of w.walk(folder, { stubs: true })) {
+        const rel = relative(folder, f.path)
+        if (f.stub) {
+          const target = join(dirname(rel), targetNameFor(basename(rel), basename(rel).slice(0, -2)))
+          seen.add(target)
+          if (this.db.file(folder, target) === null) await this.sync.stubAppeared(folder, f.path)
+          continue
+        }
+        seen.add(rel)
+        const row = this.db.file(folder, rel)
         if (row === null || (row.state !== 'hydrated' && (row.size !== f.size || row.mtimeMs !== f.mtimeMs || row.state !== 'stubbed'))) this.queue.add(folder, f.path)
       }
+      await this.sync.missing(folder, seen)
     }
   }
 
@@ -310,15 +360,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   private replaceLocal (): void {
     for (const f of this.repair.unrecoverable(10_000)) {
       if (f.state === 'hydrated' && this.config.folders.includes(f.folder)) this.queue.add(f.folder, join(f.folder, f.rel), 'replace')
-    }
-  }
-
-  private onRemoved (folder: string, path: string): void {
-    const row = this.db.file(folder, relative(folder, path))
-    if (row === null) return
-    if (row.state === 'hydrated' || row.state === 'pending' || row.state === 'failed') {
-      this.db.setState(row.id, 'removed')
-      this.emit('file', { folder, path, rel: row.rel, state: 'removed' })
     }
   }
 
@@ -496,38 +537,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     return { total: r.total, offset: offset as number, rows: r.rows.map(f => ({ folder: f.folder, rel: f.rel, state: f.state, size: f.size, pinned: f.pinned, error: f.error })) }
   }
 
-  private wireControl (): void {
-    const s = this.control
-    const str = (p: unknown, name: string): string => {
-      const v = (p as Record<string, unknown> | null)?.[name]
-      if (typeof v !== 'string' || v === '' || v.length > 4096 || v.includes('\0')) throw new AgentError(AgentCodes.BAD_PARAMS, `"${name}" must be a path`)
-      return v
-    }
-    s.handle('status', async () => this.status())
-    s.handle('files', async p => this.files(p))
-    s.handle('open', async (p, ctx) => await this.open(str(p, 'path'), ctx.signal))
-    s.handle('pin', async p => await this.pin(str(p, 'path')))
-    s.handle('unpin', async p => this.unpin(str(p, 'path')))
-    s.handle('evict', async p => await this.evict(str(p, 'path')))
-    s.handle('repair', async (p, ctx) => await this.repairNow(p, ctx.signal))
-    s.handle('restore', async (p, ctx) => await this.restore(p, ctx.signal))
-    s.handle('index', async (p) => {
-      if (p.publish !== undefined && typeof p.publish !== 'boolean') throw new AgentError(AgentCodes.BAD_PARAMS, '"publish" must be true or false')
-      return p.publish === true ? await this.index.publish({ force: true }) : this.index.status()
-    })
-    s.handle('stop', async () => {
-      setImmediate(() => this.stopRequested?.())
-      return { stopping: true }
-    })
-    this.on('file', e => s.publish('file', e))
-    this.on('peer', e => s.publish('peer', e))
-    this.on('waiting', r => s.publish('waiting', { reason: r }))
-    this.on('warning', w => s.publish('warning', w))
-    this.on('health', e => s.publish('health', e))
-    this.on('audit', r => s.publish('audit', r))
-    this.on('repair', e => s.publish('repair', e))
-    this.on('index', e => s.publish('index', e))
-  }
+
 
   /** Ask the process running this agent to stop (what the `stop` control call does). */
   requestStop (): void {
@@ -541,12 +551,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       const steps: Array<() => Promise<unknown> | unknown> = [
         async () => await this.watcher?.close(),
         async () => await this.queue?.close(),
+        () => this.sync?.close(),
         async () => await this.index?.close(),
         () => this.auditor?.close(),
         () => this.repair?.close(),
         () => this.monitor?.close(),
         () => this.placement?.close(),
         () => this.peers?.close(),
+        async () => await this.keeper?.close(),
         async () => await this.discovery?.close(),
         async () => await this.net?.close(),
         async () => await this.engine?.close(),
@@ -561,22 +573,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     })()
     return await this.closePromise
   }
-}
-
-/** True when `host` is an address of this machine (loopback, the bound host, or an interface's). */
-function isOwnAddress (host: string, bound: string): boolean {
-  if (host === bound || host === '0.0.0.0' || host === '::' || host === '::1' || host === 'localhost' || host.startsWith('127.')) return true
-  return Object.values(networkInterfaces()).some(list => list?.some(i => i.address === host) === true)
-}
-
-/** The tunables named (option name → tunable name through `rename`, default the same name). */
-function pick (o: Readonly<Record<string, number>>, names: string[], rename: Record<string, string> = {}): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const n of names) {
-    const v = o[rename[n] ?? n]
-    if (v !== undefined) out[n] = v
-  }
-  return out
 }
 
 export { shortId }

@@ -12,6 +12,8 @@ import { runDhtNode } from './dht-node-cmd.js'
 import { runStart, type StartFlags } from './start-cmd.js'
 import { openCmd, pathCmd, repairCmd, statusCmd, stopCmd } from './client-cmds.js'
 import { registerSetupCommands } from '../setup/commands.js'
+import { registerSyncCommands } from './sync-cmds.js'
+import { registerKeyCommands } from '../setup/key-commands.js'
 
 export interface CliIO {
   out: (line: string) => void
@@ -169,6 +171,8 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .action(async () => { await stopCmd(home(), io) })
 
   registerSetupCommands(program, { io, home, setExitCode: code => { exitCode = code } })
+  registerKeyCommands(program, { io, home, setExitCode: code => { exitCode = code } })
+  registerSyncCommands(program, { io, home, setExitCode: code => { exitCode = code } })
 
   program.command('verify')
     .description('check that every block of each stub is present, intact and decrypts to the recorded hashes')

@@ -22,7 +22,7 @@ async function tryConnect (home: string): Promise<ControlClient | null> {
   }
 }
 
-async function withAgent<T> (home: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
+export async function withAgent<T> (home: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
   const c = await tryConnect(home)
   if (c === null) throw new AgentError(AgentCodes.NOT_RUNNING, `no agent is running on ${JSON.stringify(home)} (start one with "dustbox start --home ${home}")`)
   try { return await fn(c) } finally { await c.close() }

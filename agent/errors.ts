@@ -34,7 +34,11 @@ export const AgentCodes = {
   INDEX_NOT_FOUND: 'INDEX_NOT_FOUND',
   /** An index entry that cannot be written safely (a path leaving its folder, a name too long). */
   UNSAFE_PATH: 'UNSAFE_PATH',
-  OPEN_WATCH_UNAVAILABLE: 'OPEN_WATCH_UNAVAILABLE'
+  OPEN_WATCH_UNAVAILABLE: 'OPEN_WATCH_UNAVAILABLE',
+  /** A device sync message or record that does not decode or is not allowed (docs/sync.md). */
+  SYNC_INVALID: 'SYNC_INVALID',
+  /** A version that does not exist, or cannot be restored now. */
+  NO_VERSION: 'NO_VERSION'
 } as const
 
 export type AgentCode = (typeof AgentCodes)[keyof typeof AgentCodes]

@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { AgentError, AgentCodes } from './errors.js'
 
 export const INDEX_FILE = 'index.sqlite'
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
-export type FileState = 'pending' | 'uploading' | 'waiting' | 'stubbed' | 'hydrated' | 'failed' | 'removed'
+export type FileState = 'pending' | 'uploading' | 'waiting' | 'stubbed' | 'hydrated' | 'failed' | 'removed' | 'deleted'
 
 export interface FileRow {
   readonly id: number
@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS files (
   hydrated_at INTEGER,
   changed_at INTEGER NOT NULL,
   error TEXT,
+  vv TEXT NOT NULL DEFAULT '',
+  by_device TEXT NOT NULL DEFAULT '',
+  deleted_at INTEGER,
   UNIQUE (folder_id, rel)
 );
 CREATE TABLE IF NOT EXISTS versions (
@@ -84,7 +87,8 @@ CREATE TABLE IF NOT EXISTS versions (
   mtime_ns TEXT NOT NULL,
   mode INTEGER NOT NULL,
   stub BLOB NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  device TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS versions_file ON versions(file_id);
 CREATE TABLE IF NOT EXISTS version_blocks (
@@ -99,7 +103,9 @@ CREATE TABLE IF NOT EXISTS blocks (
   stored INTEGER NOT NULL,
   k INTEGER NOT NULL,
   m INTEGER NOT NULL,
-  placed_at INTEGER NOT NULL
+  placed_at INTEGER NOT NULL,
+  remote INTEGER NOT NULL DEFAULT 0,
+  unref_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS shards (
   block_id BLOB NOT NULL REFERENCES blocks(id),
@@ -146,6 +152,33 @@ CREATE TABLE IF NOT EXISTS peers (
   first_seen INTEGER NOT NULL,
   last_seen INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  ref BLOB NOT NULL,
+  UNIQUE (kind, ref)
+);
+CREATE TABLE IF NOT EXISTS devices (
+  key BLOB PRIMARY KEY,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  pulled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS held_deletes (
+  file_id INTEGER PRIMARY KEY REFERENCES files(id),
+  at INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS shards_ins_change AFTER INSERT ON shards BEGIN
+  INSERT OR REPLACE INTO changes (kind, ref) SELECT 'b', NEW.block_id FROM blocks WHERE id = NEW.block_id AND remote = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS shards_del_change AFTER DELETE ON shards BEGIN
+  INSERT OR REPLACE INTO changes (kind, ref) SELECT 'b', OLD.block_id FROM blocks WHERE id = OLD.block_id AND remote = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS shards_bad_change AFTER UPDATE OF bad ON shards BEGIN
+  INSERT OR REPLACE INTO changes (kind, ref) SELECT 'b', NEW.block_id FROM blocks WHERE id = NEW.block_id AND remote = 0;
+END;
 CREATE TABLE IF NOT EXISTS cache (
   block_id BLOB PRIMARY KEY,
   size INTEGER NOT NULL,
@@ -169,6 +202,8 @@ export interface NewVersion {
   readonly mode: number
   readonly stub: Uint8Array
   readonly blocks: readonly Uint8Array[]
+  /** Id of the device that made this version (docs/sync.md), '' when unknown. */
+  readonly device?: string
 }
 
 export class IndexDb {
@@ -197,6 +232,15 @@ export class IndexDb {
           ALTER TABLE shards ADD COLUMN audited_at INTEGER NOT NULL DEFAULT 0;
           ALTER TABLE shards ADD COLUMN bad TEXT;`)
       }
+      if (version >= 1 && version < 3) {
+        // v2 → v3: multi-device sync (docs/sync.md): version vectors, tombstones, remote blocks.
+        this.db.exec(`ALTER TABLE files ADD COLUMN vv TEXT NOT NULL DEFAULT '';
+          ALTER TABLE files ADD COLUMN by_device TEXT NOT NULL DEFAULT '';
+          ALTER TABLE files ADD COLUMN deleted_at INTEGER;
+          ALTER TABLE versions ADD COLUMN device TEXT NOT NULL DEFAULT '';
+          ALTER TABLE blocks ADD COLUMN remote INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE blocks ADD COLUMN unref_at INTEGER;`)
+      }
       this.db.exec(SCHEMA)
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
       const quick = this.db.pragma('quick_check', { simple: true })
@@ -220,7 +264,8 @@ export class IndexDb {
       setHydrated: p('UPDATE files SET state = \'hydrated\', hydrated_at = ?, size = ?, mtime_ms = ?, error = NULL, changed_at = ? WHERE id = ?'),
       setPinned: p('UPDATE files SET pinned = ? WHERE id = ?'),
       setVersion: p('UPDATE files SET version_id = ?, state = ?, size = ?, mtime_ms = ?, error = NULL, changed_at = ? WHERE id = ?'),
-      addVersion: p('INSERT INTO versions (file_id, hash, size, mtime_ns, mode, stub, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      addVersion: p('INSERT INTO versions (file_id, hash, size, mtime_ns, mode, stub, created_at, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      setDeletedAt: p('UPDATE files SET deleted_at = ? WHERE id = ?'),
       version: p('SELECT id, hash, size, mtime_ns, mode, stub FROM versions WHERE id = ?'),
       versionByHash: p('SELECT id FROM versions WHERE file_id = ? AND hash = ? ORDER BY id DESC LIMIT 1'),
       addVersionBlock: p('INSERT OR IGNORE INTO version_blocks (version_id, seq, block_id) VALUES (?, ?, ?)'),
@@ -308,6 +353,11 @@ export class IndexDb {
     this.st.setHydrated.run(this.now(), size, mtimeMs, this.now(), fileId)
   }
 
+  setDeletedAt (fileId: number, at: number | null): void {
+    this.check()
+    this.st.setDeletedAt.run(at, fileId)
+  }
+
   setPinned (fileId: number, pinned: boolean): void {
     this.check()
     this.st.setPinned.run(pinned ? 1 : 0, fileId)
@@ -321,7 +371,7 @@ export class IndexDb {
       if (existing !== undefined) {
         id = existing.id
       } else {
-        id = Number(this.st.addVersion.run(fileId, Buffer.from(v.hash), v.size, v.mtimeNs.toString(), v.mode, Buffer.from(v.stub), this.now()).lastInsertRowid)
+        id = Number(this.st.addVersion.run(fileId, Buffer.from(v.hash), v.size, v.mtimeNs.toString(), v.mode, Buffer.from(v.stub), this.now(), v.device ?? '').lastInsertRowid)
         v.blocks.forEach((b, seq) => this.st.addVersionBlock.run(id, seq, Buffer.from(b)))
       }
       this.st.setVersion.run(id, state, v.size, mtimeMs, this.now(), fileId)
@@ -341,7 +391,7 @@ export class IndexDb {
   /** A page of a folder's files (or all folders'), by path, optionally only those whose path contains `filter`. */
   listFiles (q: { folder?: string, filter?: string, offset: number, limit: number }): { total: number, rows: FileRow[] } {
     this.check()
-    const where: string[] = ['f.state <> \'removed\'']
+    const where: string[] = ['f.state NOT IN (\'removed\', \'deleted\')']
     const args: unknown[] = []
     if (q.folder !== undefined) { where.push('d.path = ?'); args.push(q.folder) }
     if (q.filter !== undefined && q.filter !== '') {

@@ -44,6 +44,8 @@ export interface IndexStatus {
 interface RootState { seq: number, hash: string, shard: string, size: number, holders: string[], at: number, prev: { shard: string, holders: string[] } | null }
 
 export interface IndexPublisherOptions {
+  /** Id of this device, written in the root (docs/sync.md §2). */
+  readonly device?: string
   readonly home: string
   readonly db: IndexDb
   readonly placement: Placement
@@ -150,8 +152,10 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
       ...c,
       shards: db.shards(c.id).filter(s => s.bad == null).map(s => ({ idx: s.idx, shardId: s.shardId, peer: table.numberOf(s.peer), size: s.size }))
     }))
-    const seq = Math.max(this.state?.seq ?? 0, this.last.seq) + 1
-    const plain = encodeRoot({ seq, createdAt: Date.now(), device: '', indexBytes: stream.length, indexHash: hash, peers: table.peers, chunks: withShards })
+    // Several devices publish under one pointer: the seq is at least the time in seconds, so the
+    // newest root of any device has the highest seq (docs/index-format.md §4).
+    const seq = Math.max(Math.max(this.state?.seq ?? 0, this.last.seq) + 1, Math.floor(Date.now() / 1000))
+    const plain = encodeRoot({ seq, createdAt: Date.now(), device: this.opts.device ?? '', indexBytes: stream.length, indexHash: hash, peers: table.peers, chunks: withShards })
     const owner = keys.identity.publicKey
     const sealed = sealRoot(keys.index, owner, seq, plain)
     const shardId = shardIdOf(sealed)
@@ -180,9 +184,26 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
     } catch (err) {
       this.emit('warning', new AgentError(AgentCodes.INDEX_FAILED, `the folder index root ${seq} is on ${holders.length} peers, but its DHT pointer was not put: ${(err as Error).message}`))
     }
+    if (pointer) await this.handOverPointer(holders)
     if (prev?.prev != null) await this.dropCopies(prev.prev.shard, prev.prev.holders, new Set([next.shard, prev.shard]))
     this.last = { seq, publishedAt: next.at, files: files.n, indexBytes: stream.length, chunks: chunks.length, chunksPlaced: placed, rootCopies: holders.length, pointer, lastError: null }
     this.emit('published', this.last)
+  }
+
+  /**
+   * The root's holders keep the signed pointer and re-put it in the DHT (docs/discovery.md §4.1), so
+   * it outlives this machine. Connected holders only; a failure is a warning, never a failed publish.
+   */
+  private async handOverPointer (holders: Buffer[]): Promise<void> {
+    const item = this.opts.discovery.signedPointer()
+    if (item === null) return
+    const failed: string[] = []
+    await Promise.all(holders.map(async (h) => {
+      const peer = this.opts.net.peer(h)
+      if (peer === undefined || !peer.isOpen) return
+      await peer.keepPointer(item, { timeoutMs: 30_000, signal: this.abort.signal }).catch((err: Error) => { failed.push(`${h.toString('hex').slice(0, 8)}: ${err.message}`) })
+    }))
+    if (failed.length > 0 && !this.closed) this.emit('warning', new AgentError(AgentCodes.INDEX_FAILED, `${failed.length} of ${holders.length} index root holders did not take the DHT pointer to keep (${failed.join('; ')})`))
   }
 
   private async dropCopies (shard: string, holders: string[], keep: Set<string>): Promise<void> {

@@ -44,6 +44,10 @@ export interface IngestQueueOptions {
   readonly retryMaxMs?: number
   readonly onEvent: (e: FileEvent) => void
   readonly onWarning: (e: Error) => void
+  /** A new version of a file was placed and recorded (not called when the content did not change). */
+  readonly onVersion?: (fileId: number) => void
+  /** The id of this device, recorded with each version (docs/sync.md). */
+  readonly device?: string
 }
 
 interface Job { folder: string, path: string, kind: JobKind, dirty: boolean, attempts: number }
@@ -106,6 +110,11 @@ export class IngestQueue {
     }
   }
 
+  /** True while `path` is queued or being ingested. */
+  busy (path: string): boolean {
+    return this.queue.has(path) || this.running.has(path)
+  }
+
   /** Resolves when nothing is queued or running (retries pending do not count). */
   async idle (): Promise<void> {
     if (this.running.size === 0 && this.queue.size === 0) return
@@ -139,6 +148,7 @@ export class IngestQueue {
     this.emitState(folder, path, 'uploading', { size: st.size, bytes: 0 })
     const signal = this.abort.signal
     const uploads: Array<Promise<void>> = []
+    let versionId: number | null = null
     try {
       await this.opts.engine.stub(path, {
         signal,
@@ -152,7 +162,7 @@ export class IngestQueue {
           if (bad !== undefined) throw (bad as PromiseRejectedResult).reason
           await this.opts.placement.readBack(stub.blocks.map(b => b.id), signal)
           const bytes = encodeStub(this.opts.engine.crypto, this.opts.engine.keys.stubMac, stub, stubNameFor(basename(path)))
-          db.addVersion(fileId, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: bytes, blocks: stub.blocks.map(b => b.id) }, keep ? (row?.state === 'hydrated' ? 'hydrated' : 'uploading') : 'uploading', st.mtimeMs)
+          versionId = db.addVersion(fileId, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: bytes, blocks: stub.blocks.map(b => b.id), device: this.opts.device ?? '' }, keep ? (row?.state === 'hydrated' ? 'hydrated' : 'uploading') : 'uploading', st.mtimeMs)
         },
         onProgress: p => { if (p.state === 'stubbing') this.emitState(folder, path, 'uploading', { size: p.total, bytes: p.bytes }) }
       })
@@ -165,6 +175,7 @@ export class IngestQueue {
         this.stubbed++
         this.emitState(folder, path, 'stubbed', { size: st.size })
       }
+      if (versionId !== null && (versionId !== row?.versionId || row?.state === 'deleted' || row?.state === 'removed')) this.opts.onVersion?.(fileId)
       this.retries.delete(path)
     } catch (err) {
       if (this.closed) return

@@ -30,6 +30,8 @@ export const GRACE_BYTES = 1024 * 1024 * 1024
 export const SPACE_REFRESH_MS = 60_000
 
 export interface PlacementOptions {
+  /** After a hold: drop what the index says about another device's copies of this block (they are gone). */
+  readonly forgetRemote?: (id: Uint8Array) => void
   readonly net: NetNode
   readonly db: IndexDb
   readonly k: number
@@ -78,6 +80,8 @@ export class Placement extends EventEmitter<PlacementEvents> {
   private readonly budget: Semaphore
   private readonly info = new Map<string, PeerInfo>()
   private readonly inflight = new Map<string, Promise<void>>()
+  /** Blocks another device of this owner is deleting (garbage collection), by hex: until when. */
+  private readonly holds = new Map<string, number>()
   private readonly wakers = new Set<() => void>()
   private pendingBytes = 0
   /** Bytes of my shards in the index, in total and by peer (kept in memory, read once at start). */
@@ -193,6 +197,18 @@ export class Placement extends EventEmitter<PlacementEvents> {
     }
   }
 
+  /** Another device deletes copies of these blocks until `until` (docs/sync.md §7): do not place them before. */
+  hold (ids: readonly Uint8Array[], until: number): void {
+    const now = Date.now()
+    for (const [h, t] of this.holds) if (t <= now) this.holds.delete(h)
+    for (const id of ids) if (this.holds.size < 100_000) this.holds.set(Buffer.from(id).toString('hex'), until)
+  }
+
+  /** True while this block is being placed here. */
+  placing (id: Uint8Array): boolean {
+    return this.inflight.has(Buffer.from(id).toString('hex'))
+  }
+
   /** True when the index already has this block at full redundancy. */
   isPlaced (id: Uint8Array): boolean {
     return this.opts.intact !== undefined ? this.opts.intact(id) : this.db.block(id) !== null
@@ -206,8 +222,18 @@ export class Placement extends EventEmitter<PlacementEvents> {
    * placed, or being placed, is not placed twice.
    */
   async start (id: Uint8Array, block: Uint8Array, signal?: AbortSignal): Promise<{ done: Promise<void> }> {
-    if (this.isPlaced(id)) return { done: Promise.resolve() }
     const hex = Buffer.from(id).toString('hex')
+    const held = this.holds.get(hex)
+    if (held !== undefined) {
+      // Another device is deleting this block's copies: wait until it is done, then place it afresh.
+      while (Date.now() < held) {
+        signal?.throwIfAborted()
+        await new Promise(resolve => setTimeout(resolve, Math.min(1000, held - Date.now())))
+      }
+      this.holds.delete(hex)
+      this.opts.forgetRemote?.(id)
+    }
+    if (this.isPlaced(id)) return { done: Promise.resolve() }
     const running = this.inflight.get(hex)
     if (running !== undefined) return { done: running }
     let settle!: (p: Promise<void>) => void

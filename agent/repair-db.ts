@@ -50,8 +50,8 @@ export interface UnrecoverableFile {
 
 /** Good copies: not bad, and on a peer not marked lost. */
 const GOOD = 's.bad IS NULL AND NOT EXISTS (SELECT 1 FROM peer_health h WHERE h.key = s.peer AND h.lost_at IS NOT NULL)'
-/** Blocks the current version of a placed file lists. */
-const USED = `SELECT vb.block_id AS id FROM version_blocks vb JOIN files f ON f.version_id = vb.version_id WHERE f.state IN ('stubbed', 'hydrated')
+/** Blocks this device placed that a kept version (of any file, any device: docs/sync.md §7) or the index lists. */
+const USED = `SELECT vb.block_id AS id FROM version_blocks vb JOIN blocks b ON b.id = vb.block_id WHERE b.remote = 0
   UNION SELECT block_id AS id FROM index_blocks`
 
 interface RawAudit { block_id: Buffer, idx: number, shard_id: Buffer, peer: Buffer, size: number, proofs: Buffer | null, epoch: number, proof_next: number, audited_at: number, bad: string | null }

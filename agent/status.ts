@@ -54,8 +54,12 @@ export interface FolderStatus {
   readonly bytes: Record<string, number>
 }
 
+import type { SyncServiceStatus } from './sync-service.js'
+
 export interface AgentStatus {
   readonly version: 1
+  /** This device and the owner's other devices, conflicts, held deletions, the last collection (docs/sync.md). */
+  readonly sync?: SyncServiceStatus
   readonly identity: string
   readonly home: string
   readonly uptimeMs: number
@@ -153,6 +157,7 @@ export function buildStatus (a: Agent): AgentStatus {
     repair: a.repair.status(),
     index: a.index.status(),
     audits: { rounds: a.auditor.rounds, challenges: a.auditor.challenges, wireBytes: a.auditor.wireBytes },
-    unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : []
+    unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : [],
+    sync: a.sync.status()
   }
 }

@@ -365,7 +365,8 @@ export class FolderWatcher extends EventEmitter<WatcherEvents> {
       if (type === 'delete') {
         this.tracker.delete(abs)
         this.recent.delete(abs)
-        if (isDir !== true && isStubName(name)) return
+        // A stub's removal is reported too: with its file gone as well, it is a deletion (docs/sync.md §6).
+        if (isDir !== true && isStubName(name)) { this.safeEmit('removed', { folder: f.path, path: abs }); return }
         if (isDir === true ? f.rules.excluded(rel, true) : excludedBoth()) return
         this.safeEmit('removed', { folder: f.path, path: abs })
         return

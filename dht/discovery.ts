@@ -2,7 +2,9 @@
 // (the public swarm or a private group, and its own owner topic) and re-announces on a period; looks
 // the topics up; turns what it learns into candidates that only become `peer`s once the caller's
 // dial (the transport handshake) proves who is there; finds a known identity again by its owner
-// topic; and publishes and reads the owner's BEP 44 pointer. docs/discovery.md is the spec.
+// topic; and publishes and reads the owner's BEP 44 pointer. It also hands out the owner's signed
+// item as put (signedPointer) and puts another owner's signed item as-is (reputItem): storage peers
+// keep their owners' pointers alive in the DHT (§4.1). docs/discovery.md is the spec.
 
 import { EventEmitter } from 'node:events'
 import { promises as fsp } from 'node:fs'
@@ -11,7 +13,7 @@ import { writeFileAtomic } from '../stubs/fsutil.js'
 import { CandidateTable, candidateKey, type Candidate, type CandidateOptions } from './candidates.js'
 import { DhtNode, type DhtNodeOptions, type DhtStats, type Endpoint } from './dht-node.js'
 import { DhtError, DhtCodes, asDhtError } from './errors.js'
-import { POINTER_SALT, MAX_POINTER_V, openPointer, pointerTarget, sealPointer, signItem, verifyItem } from './pointer.js'
+import { POINTER_SALT, MAX_POINTER_V, decodeSignedItem, encodeSignedItem, openPointer, pointerTarget, sealPointer, signItem, verifyItem } from './pointer.js'
 import { BoundedMap } from './rate.js'
 import { readStateJson } from './routing-file.js'
 import { epochsAt, ownerTopic, publicTopic, type Topic } from './topics.js'
@@ -44,7 +46,10 @@ export interface Identity { readonly publicKey: Uint8Array, readonly secretKey: 
 export type DialFn = (to: Endpoint, opts: { expect?: Buffer, signal: AbortSignal }) => Promise<Uint8Array>
 
 export interface DiscoveryOptions extends DhtNodeOptions {
+  /** The node's transport identity: announced on its own topic, found again by findPeer. */
   readonly identity: Identity
+  /** The owner identity that signs the BEP 44 pointer (default `identity`); a second device of an owner passes the owner's. */
+  readonly pointerIdentity?: Identity
   /** Swarm topics to announce on and look up. Default: the public swarm. */
   readonly topics?: readonly Topic[]
   /** The transport port to announce (uTP and TCP share it). Absent: look up only, announce nothing. */
@@ -89,6 +94,7 @@ interface PointerState { seq: number, v: Buffer, sig: Buffer }
 export class Discovery extends EventEmitter<DiscoveryEvents> {
   readonly dht: DhtNode
   readonly identity: Identity
+  readonly pointerIdentity: Identity
   readonly topics: readonly Topic[]
   readonly ownTopic: Topic
   private readonly table: CandidateTable
@@ -103,6 +109,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   private readonly dialAborts = new Set<AbortController>()
   private timers = new Set<NodeJS.Timeout>()
   private pointer: PointerState | null = null
+  /** The pointer as last put successfully by this process (putPointer, or a re-put that stored it). */
+  private putState: PointerState | null = null
   private pointerChecked = false
   private readyPromise: Promise<void> | null = null
   private closePromise: Promise<void> | null = null
@@ -118,6 +126,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     }
     if (opts.pointerKey !== undefined && opts.pointerKey.byteLength !== 32) throw new DhtError(DhtCodes.CONFIG_INVALID, 'the pointer key must be 32 bytes')
     this.identity = opts.identity
+    this.pointerIdentity = opts.pointerIdentity ?? opts.identity
     this.topics = opts.topics ?? [publicTopic()]
     this.ownTopic = ownerTopic(opts.identity.publicKey)
     this.now = opts.now ?? Date.now
@@ -369,7 +378,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
       typeof doc.v === 'string' && /^([0-9a-f]{2})*$/.test(doc.v) && doc.v.length <= MAX_POINTER_V * 2 &&
       typeof doc.sig === 'string' && /^[0-9a-f]{128}$/.test(doc.sig)
     const state = ok ? { seq: doc.seq as number, v: Buffer.from(doc.v, 'hex'), sig: Buffer.from(doc.sig, 'hex') } : null
-    if (state === null || !verifyItem(this.identity.publicKey, state.sig, state.seq, state.v)) {
+    if (state === null || !verifyItem(this.pointerIdentity.publicKey, state.sig, state.seq, state.v)) {
       this.warn(new DhtError(DhtCodes.STATE_INVALID, `${file} is not this identity's signed pointer; ignoring it`))
       return
     }
@@ -396,7 +405,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
    */
   async putPointer (payload: Uint8Array): Promise<{ seq: number, nodes: number }> {
     const key = this.key()
-    const pk = Buffer.from(this.identity.publicKey)
+    const pk = Buffer.from(this.pointerIdentity.publicKey)
     let floor = this.pointer?.seq ?? -1
     if (!this.pointerChecked) {
       const remote = await this.dht.getMutable(pointerTarget(pk), POINTER_SALT)
@@ -406,12 +415,13 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const seq = floor + 1
       const v = sealPointer(key, pk, seq, payload)
-      const sig = signItem(this.identity.secretKey, seq, v)
+      const sig = signItem(this.pointerIdentity.secretKey, seq, v)
       const state = { seq, v, sig }
       await this.savePointer(state)
       this.pointer = state
       const r = await this.dht.putMutable({ k: pk, v, seq, salt: POINTER_SALT, sig })
       if (!r.stale) {
+        this.putState = state
         this.emit('pointer', { seq, nodes: r.nodes, stale: false })
         return { seq, nodes: r.nodes }
       }
@@ -426,8 +436,34 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   async reput (): Promise<void> {
     const p = this.pointer
     if (p === null) return
-    const r = await this.dht.putMutable({ k: Buffer.from(this.identity.publicKey), v: p.v, seq: p.seq, salt: POINTER_SALT, sig: p.sig })
+    const r = await this.dht.putMutable({ k: Buffer.from(this.pointerIdentity.publicKey), v: p.v, seq: p.seq, salt: POINTER_SALT, sig: p.sig })
+    if (!r.stale && (this.putState === null || p.seq >= this.putState.seq)) this.putState = p
     this.emit('pointer', { seq: p.seq, nodes: r.nodes, stale: r.stale })
+  }
+
+  /**
+   * The owner's signed item exactly as last put successfully from this process (by putPointer, or by
+   * a re-put that some node stored), encoded with encodeSignedItem (§4.1: the bencoded dict {k, salt,
+   * seq, sig, v}); null before the first successful put. Storage peers keep it and re-put it.
+   */
+  signedPointer (): Buffer | null {
+    const p = this.putState
+    if (p === null) return null
+    return encodeSignedItem({ k: Buffer.from(this.pointerIdentity.publicKey), salt: POINTER_SALT, seq: p.seq, sig: p.sig, v: p.v })
+  }
+
+  /**
+   * Puts another owner's signed item (encodeSignedItem's format) into the DHT as it is, with its own
+   * signature: nothing is signed here. The item is decoded strictly and its signature over {salt, seq,
+   * v} checked under its k first; a bad one throws POINTER_INVALID (POINTER_TOO_LARGE if oversized)
+   * and nothing is sent. Resolves true when at least one node stored it, false when every node that
+   * answered holds this seq or a newer one already (error 302: nothing to refresh). Throws PUT_FAILED
+   * when no node could be reached.
+   */
+  async reputItem (item: Uint8Array): Promise<boolean> {
+    const it = decodeSignedItem(item)
+    const r = await this.dht.putMutable({ k: it.k, v: it.v, seq: it.seq, salt: it.salt, sig: it.sig })
+    return !r.stale
   }
 
   /**
@@ -437,7 +473,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
    */
   async getPointer (opts: { minSeq?: number } = {}): Promise<Pointer | null> {
     const key = this.key()
-    const pk = Buffer.from(this.identity.publicKey)
+    const pk = Buffer.from(this.pointerIdentity.publicKey)
     const item = await this.dht.getMutable(pointerTarget(pk), POINTER_SALT)
     if (item !== null && !verifyItem(pk, item.sig, item.seq, item.v)) throw new DhtError(DhtCodes.POINTER_INVALID, 'the DHT returned a pointer whose signature does not verify')
     const local = this.pointer

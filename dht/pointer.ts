@@ -1,6 +1,8 @@
 // The owner's pointer: a BEP 44 mutable item signed with the owner's Ed25519 key (docs/discovery.md
 // §4). Its value is sealed with K_pointer, so only the owner reads it; the DHT sees a signed,
-// sequence-numbered blob of at most 996 bytes under target SHA-1(public key || salt).
+// sequence-numbered blob of at most 996 bytes under target SHA-1(public key || salt). The signed
+// item travels whole (to the storage peers that keep and re-put it, docs/discovery.md §4.1) as one
+// canonical bencoded dict {k, salt, seq, sig, v}: encodeSignedItem / decodeSignedItem.
 
 import { createHash } from 'node:crypto'
 import sodium from 'sodium-native'
@@ -76,4 +78,90 @@ export function openPointer (key: Uint8Array, publicKey: Uint8Array, seq: number
     throw new DhtError(DhtCodes.POINTER_INVALID, `pointer seq ${seq} does not decrypt with this owner's pointer key`)
   }
   return out
+}
+
+/** A BEP 44 mutable item as signed by its owner: everything a `put` needs besides id and token. */
+export interface SignedItem { readonly k: Buffer, readonly salt: Buffer, readonly seq: number, readonly sig: Buffer, readonly v: Buffer }
+
+/** Largest seq written (BEP 44 allows int64; ours stay safe integers: at most 16 digits). */
+const MAX_SEQ_DIGITS = 16
+/** Largest salt BEP 44 allows. */
+const MAX_SALT = 64
+
+/**
+ * The byte format of a signed item handed to storage peers (docs/discovery.md §4.1): the canonical
+ * bencoding of the dict {k, salt, seq, sig, v}, keys in this (sorted) order, i.e. BEP 44's put
+ * arguments without id, token and cas:
+ * `d1:k32:<k>4:salt<n>:<salt>3:seqi<seq>e3:sig64:<sig>1:v<n>:<v>e`.
+ */
+export function encodeSignedItem (item: SignedItem): Buffer {
+  if (item.k.byteLength !== 32 || item.sig.byteLength !== 64) throw new DhtError(DhtCodes.POINTER_INVALID, 'a signed item needs a 32-byte key and a 64-byte signature')
+  if (!Number.isSafeInteger(item.seq) || item.seq < 0) throw new DhtError(DhtCodes.POINTER_INVALID, `seq ${item.seq} is not a non-negative integer`)
+  if (item.v.byteLength > MAX_POINTER_V || item.salt.byteLength > MAX_SALT) throw new DhtError(DhtCodes.POINTER_TOO_LARGE, `a signed item holds at most ${MAX_POINTER_V} bytes of value and ${MAX_SALT} of salt`)
+  return Buffer.concat([
+    Buffer.from('d1:k', 'ascii'), bstr(item.k),
+    Buffer.from('4:salt', 'ascii'), bstr(item.salt),
+    Buffer.from(`3:seqi${item.seq}e3:sig`, 'ascii'), bstr(item.sig),
+    Buffer.from('1:v', 'ascii'), bstr(item.v),
+    Buffer.from('e', 'ascii')
+  ])
+}
+
+/** The largest encoded signed item of a dustbox pointer: the longest seq, salt POINTER_SALT, a 996-byte v. */
+export const MAX_SIGNED_ITEM_BYTES = 1 + 6 + 32 + 6 + `${POINTER_SALT.length}:`.length + POINTER_SALT.length +
+  6 + MAX_SEQ_DIGITS + 1 + 8 + 64 + 3 + `${MAX_POINTER_V}:`.length + MAX_POINTER_V + 1
+
+/**
+ * Strictly decodes a signed item (encodeSignedItem's format and nothing else: the five keys in
+ * order, canonical lengths and integer, no trailing bytes; the salt must be `salt`), and checks its
+ * signature. Throws POINTER_INVALID (POINTER_TOO_LARGE for an oversized one) saying what is wrong;
+ * never reads past `maxBytes`.
+ */
+export function decodeSignedItem (buf: Uint8Array, opts: { salt?: Uint8Array, maxBytes?: number } = {}): SignedItem {
+  const max = opts.maxBytes ?? MAX_SIGNED_ITEM_BYTES
+  if (!(buf instanceof Uint8Array)) throw new DhtError(DhtCodes.POINTER_INVALID, 'a signed item must be bytes')
+  if (buf.byteLength > max) throw new DhtError(DhtCodes.POINTER_TOO_LARGE, `a signed item is ${buf.byteLength} bytes, more than the ${max} allowed`)
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  let pos = 0
+  const bad = (what: string): DhtError => new DhtError(DhtCodes.POINTER_INVALID, `signed item: ${what} at byte ${pos}`)
+  const lit = (s: string): void => {
+    if (b.toString('latin1', pos, pos + s.length) !== s) throw bad(`expected ${JSON.stringify(s)}`)
+    pos += s.length
+  }
+  const str = (maxLen: number): Buffer => {
+    const start = pos
+    while (pos < b.length && pos - start <= 4 && b[pos] >= 0x30 && b[pos] <= 0x39) pos++
+    const digits = b.toString('latin1', start, pos)
+    if (digits.length === 0 || digits.length > 4 || (digits.length > 1 && digits[0] === '0') || b[pos] !== 0x3a) throw bad('bad string length')
+    const len = Number(digits)
+    pos++
+    if (len > maxLen) throw bad(`string of ${len} bytes, more than ${maxLen}`)
+    if (pos + len > b.length) throw bad('string runs past the end')
+    const out = Buffer.from(b.subarray(pos, pos + len))
+    pos += len
+    return out
+  }
+  lit('d1:k')
+  const k = str(32)
+  if (k.length !== 32) throw bad('k is not 32 bytes')
+  lit('4:salt')
+  const salt = str(MAX_SALT)
+  lit('3:seqi')
+  const start = pos
+  while (pos < b.length && pos - start <= MAX_SEQ_DIGITS && b[pos] >= 0x30 && b[pos] <= 0x39) pos++
+  const digits = b.toString('latin1', start, pos)
+  if (digits.length === 0 || digits.length > MAX_SEQ_DIGITS || (digits.length > 1 && digits[0] === '0')) throw bad('seq is not a canonical non-negative integer')
+  const seq = Number(digits)
+  if (!Number.isSafeInteger(seq)) throw bad('seq is too large')
+  lit('e3:sig')
+  const sig = str(64)
+  if (sig.length !== 64) throw bad('sig is not 64 bytes')
+  lit('1:v')
+  const v = str(MAX_POINTER_V)
+  lit('e')
+  if (pos !== b.length) throw bad('trailing bytes')
+  const want = opts.salt ?? POINTER_SALT
+  if (!salt.equals(want)) throw new DhtError(DhtCodes.POINTER_INVALID, 'signed item: the salt is not the dustbox pointer salt')
+  if (!verifyItem(k, sig, seq, v, salt)) throw new DhtError(DhtCodes.POINTER_INVALID, `signed item: the signature over seq ${seq} does not verify under its key ${k.toString('hex').slice(0, 8)}`)
+  return { k, salt, seq, sig, v }
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { deriveKeys, loadCrypto, loadSecret, createSecret, StubError, StubCodes, SECRET_FILE } from '../stubs/index.js'
 import { encodeSecretFile } from '../stubs/keys.js'
 import { writeFileAtomic } from '../stubs/fsutil.js'
+import { createDeviceKey } from '../agent/device.js'
 import { DEFAULT_DONATE, parseHost, parseSize } from '../agent/config.js'
 import { loadSettings, saveSettings, settingsPath, SETTINGS_VERSION, type Settings } from '../agent/settings.js'
 import { humanBytes } from '../agent/format.js'
@@ -253,6 +254,7 @@ export class Setup {
       secretWritten = true
     } else if (identity === 'imported') {
       await this.writeSecret(home, root)
+      await createDeviceKey(home) // an imported key makes this home another device of the owner (docs/sync.md §2)
       secretWritten = true
     }
     const owner = ownerId ?? deriveKeys(crypto, root).ownerId
