@@ -38,6 +38,12 @@ export function healthLine (s: DashState, w: number): string {
   const failed = st.folders.reduce((n, f) => n + (f.files.failed ?? 0), 0)
   if (st.placement.waiting !== null) parts.push(st.placement.waiting)
   if (failed > 0) parts.push(`${failed} file${failed === 1 ? '' : 's'} failed (see the log)`)
+  // Sync (docs/sync.md): deletions held by the mass-delete guard come first: they wait for the user.
+  for (const h of st.sync?.held ?? []) parts.unshift(`HELD: ${h.files} of ${h.of} files deleted at once in ${cutLeft(h.folder, 40)} — dustbox sync confirm | revert`)
+  const conflicts = st.sync?.openConflicts.length ?? 0
+  if (conflicts > 0) parts.push(`${conflicts} sync conflict${conflicts === 1 ? '' : 's'} (dustbox sync)`)
+  const devices = st.sync?.devices ?? []
+  if (devices.length > 0) parts.push(`devices ${devices.filter(d => d.online).length}/${devices.length} online`)
   return fit(parts.join(' · '), w)
 }
 
@@ -45,6 +51,7 @@ export function healthLevel (s: DashState): 'ok' | 'warn' | 'bad' {
   const h = s.status?.health
   if (h === undefined) return 'ok'
   if (h.unavailable > 0 || h.atRisk > 0) return 'bad'
+  if ((s.status?.sync?.held.length ?? 0) > 0) return 'bad'
   if (h.degraded > 0 || s.status?.placement.waiting !== null || s.status?.folders.some(f => (f.files.failed ?? 0) > 0) === true) return 'warn'
   return 'ok'
 }
