@@ -2,11 +2,24 @@
 // bounded announce store, a routing table saved in the state dir and reloaded at start, and a
 // promise API (lookup, announce, mutable put/get) with AbortSignals. It knows nothing of topics,
 // identities or transports: discovery.ts builds on it, and `dustbox dht-node` runs it alone.
+//
+// Equal-seq refresh (docs/discovery.md §4 and §4.1): bittorrent-dht 11 answers a mutable `put`
+// whose seq is not greater than the stored one with error 302 and leaves the stored item's age
+// alone, so a re-put of an unchanged item (the owner's hourly re-put, a storage peer's kept pointer)
+// would never extend its life here: it would expire VALUE_TTL_MS after the owner's last new put. BEP 44 only requires
+// refusing a lower seq (and a cas mismatch). GuardedDHT therefore wraps the library's `_onput`: a put
+// of the very item stored (same target, seq, v, sig and salt, a valid token, a cas if any equal to
+// the stored seq, and a signature that verifies) re-sets the stored entry in the value LRU, which
+// restarts its age, and is answered as a normal put. Only the entry already stored (verified when it
+// was stored) is re-set: nothing from the query is stored. Everything else (a different v or sig
+// under the same seq, a lower seq, a bad token, a cas mismatch, an immutable put) goes to the
+// library's `_onput` unchanged, which refuses with 302 / 203 / 301 or stores a higher seq as before.
 
 import { EventEmitter } from 'node:events'
 import { isIPv4 } from 'node:net'
 import sodium from 'sodium-native'
 import DHT, { type MutableReply } from 'bittorrent-dht'
+import bencode from 'bencode'
 import { AnnounceStore, type AnnounceStoreOptions } from './announce-store.js'
 import { DhtError, DhtCodes, asDhtError } from './errors.js'
 import { GuardedSocket, defaultAddressPolicy, type GuardDrop, type GuardOptions, type GuardStats } from './krpc-guard.js'
@@ -28,9 +41,14 @@ export const READY_TIMEOUT_MS = 20_000
 export const READY_RESPONSES = 8
 export const SAVE_INTERVAL_MS = 10 * 60_000
 export const SWEEP_INTERVAL_MS = 60_000
-/** BEP 44 items stored for others: at most this many, each for at most two hours after its last put. */
+/**
+ * BEP 44 items stored for others: at most this many, each for at most two hours after its last put
+ * (a put of a higher seq, or a re-put of the identical item: the equal-seq refresh above).
+ */
 export const MAX_VALUES = 1000
 export const VALUE_TTL_MS = 2 * 3600_000
+/** BEP 44's limit on a stored `v`, as the library checks it (error 205 above it). */
+export const MAX_PUT_V_BYTES = 1000
 export const MAX_TABLES = 256
 export const MAX_LOOKUP_RESULTS = 512
 export const WARNINGS_PER_MINUTE = 20
@@ -50,6 +68,8 @@ export interface DhtNodeOptions {
   readonly allowAddress?: (host: string, port: number) => boolean
   readonly guard?: Omit<GuardOptions, 'allowAddress'>
   readonly store?: AnnounceStoreOptions
+  /** How long a stored BEP 44 item lives after its last put (default VALUE_TTL_MS; tests shrink it). */
+  readonly valueTtlMs?: number
   readonly queryTimeoutMs?: number
   readonly readyTimeoutMs?: number
   readonly saveIntervalMs?: number
@@ -103,7 +123,34 @@ function encodePeer (host: string, port: number): Buffer {
   return b
 }
 
-/** bittorrent-dht with our announce store: it records who announced each peer, for the per-announcer caps. */
+function sameBytes (a: unknown, b: unknown): boolean {
+  return a instanceof Uint8Array && b instanceof Uint8Array && a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
+}
+
+/** The `put` arguments as k-rpc hands them to `_onput` (the guard has checked their types and sizes). */
+interface PutArgs { id?: Uint8Array, token?: Uint8Array, v?: Uint8Array, k?: Uint8Array, sig?: Uint8Array, salt?: Uint8Array, seq?: number, cas?: number }
+interface KrpcPeer { address?: string, host?: string, port: number }
+
+/** The library internals the equal-seq refresh uses (bittorrent-dht 11 client.js `_onput` and its helpers). */
+interface PutInternals {
+  _onput (query: { a?: PutArgs }, peer: KrpcPeer): void
+  _validateToken (host: string, token: Uint8Array): boolean
+  _hash (data: Buffer): Buffer
+}
+
+const libOnput = (DHT.prototype as unknown as PutInternals)._onput
+
+/** The bytes a mutable item's signature covers, exactly as the library builds them (client.js encodeSigData). */
+function sigData (a: PutArgs): Uint8Array {
+  const ref: Record<string, unknown> = { seq: a.seq ?? 0, v: a.v }
+  if (a.salt !== undefined) ref.salt = a.salt
+  return bencode.encode(ref).subarray(1, -1)
+}
+
+/**
+ * bittorrent-dht with our announce store (it records who announced each peer, for the per-announcer
+ * caps) and the equal-seq refresh of stored BEP 44 items (file header).
+ */
 class GuardedDHT extends DHT {
   store!: AnnounceStore
 
@@ -111,6 +158,38 @@ class GuardedDHT extends DHT {
     if (!isIPv4(peer.host)) return
     this.store.add(infoHash.toString('hex'), encodePeer(peer.host, peer.port), `${from.host}:${from.port}`)
     this.emit('announce', peer, infoHash, from)
+  }
+
+  /** Called by the library for every incoming `put`: the equal-seq refresh, else the library's own handler. */
+  _onput (query: { a?: PutArgs }, peer: KrpcPeer): void {
+    if (this.refreshStored(query, peer)) return
+    libOnput.call(this, query, peer)
+  }
+
+  /**
+   * If `query` re-puts exactly the mutable item stored under its target, with a valid token, a cas
+   * (if any) equal to the stored seq and a signature that verifies: re-sets the stored entry (its age
+   * starts again), answers as a normal put and returns true. Otherwise returns false, answering nothing.
+   */
+  private refreshStored (query: { a?: PutArgs }, peer: KrpcPeer): boolean {
+    const a = query.a
+    if (a === undefined || a.id === undefined || a.token === undefined || a.k === undefined || a.sig === undefined) return false
+    if (!(a.v instanceof Uint8Array) || a.v.byteLength > MAX_PUT_V_BYTES || typeof a.seq !== 'number') return false
+    const lib = this as unknown as PutInternals
+    if (!lib._validateToken(peer.address ?? peer.host ?? '', a.token)) return false
+    const k = Buffer.from(a.k.buffer, a.k.byteOffset, a.k.byteLength)
+    const key = lib._hash(a.salt !== undefined ? Buffer.concat([k, a.salt]) : k)
+    const keyHex = key.toString('hex')
+    const prev = this._values.get(keyHex)
+    if (prev === undefined || prev === null || prev.seq !== a.seq) return false
+    if (!sameBytes(prev.k, a.k) || !sameBytes(prev.sig, a.sig) || !sameBytes(prev.v, a.v)) return false
+    if (!(prev.salt === undefined ? a.salt === undefined : sameBytes(prev.salt, a.salt))) return false
+    if (typeof a.cas === 'number' && a.cas !== prev.seq) return false
+    if (!verify(a.sig, sigData(a), a.k)) return false
+    this.emit('put', key, a.v)
+    this._values.set(keyHex, prev)
+    this._rpc.response(peer, query, { id: this._rpc.id })
+    return true
   }
 }
 
@@ -133,6 +212,8 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
     if (opts.host !== undefined && !isIPv4(opts.host)) throw new DhtError(DhtCodes.CONFIG_INVALID, `DHT bind address ${JSON.stringify(opts.host)} is not an IPv4 address`)
     const loopback = (opts.host ?? '').startsWith('127.') || this.bootstrap.some(b => b.host.startsWith('127.') || b.host === 'localhost')
     this.allow = opts.allowAddress ?? defaultAddressPolicy(loopback)
+    const ttl = opts.valueTtlMs ?? VALUE_TTL_MS
+    if (!Number.isSafeInteger(ttl) || ttl < 1) throw new DhtError(DhtCodes.CONFIG_INVALID, `DHT value TTL ${ttl} ms is not a positive integer`)
     this.limiter = new WarningLimiter(opts.warningsPerMinute ?? WARNINGS_PER_MINUTE)
   }
 
@@ -188,7 +269,7 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
       verify,
       timeout: o.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
       maxTables: MAX_TABLES,
-      maxValues: { max: MAX_VALUES, maxAge: VALUE_TTL_MS },
+      maxValues: { max: MAX_VALUES, maxAge: o.valueTtlMs ?? VALUE_TTL_MS },
       concurrency: o.concurrency
     })
     dht.setMaxListeners(0)

@@ -432,7 +432,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     throw new DhtError(DhtCodes.PUT_FAILED, 'every DHT node refused the pointer as older than what it holds, twice')
   }
 
-  /** Puts the last pointer again, as signed (storing nodes that hold it answer "not newer": fine). */
+  /** Puts the last pointer again, as signed: nodes holding the identical item refresh its age (dht-node.ts); older nodes may answer 302, fine. */
   async reput (): Promise<void> {
     const p = this.pointer
     if (p === null) return
@@ -457,7 +457,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
    * signature: nothing is signed here. The item is decoded strictly and its signature over {salt, seq,
    * v} checked under its k first; a bad one throws POINTER_INVALID (POINTER_TOO_LARGE if oversized)
    * and nothing is sent. Resolves true when at least one node stored it, false when every node that
-   * answered holds this seq or a newer one already (error 302: nothing to refresh). Throws PUT_FAILED
+   * answered holds a newer seq or refused it (302; our own nodes refresh an identical item and count as stored). Throws PUT_FAILED
    * when no node could be reached.
    */
   async reputItem (item: Uint8Array): Promise<boolean> {
