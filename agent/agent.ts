@@ -91,6 +91,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private healthDirty = false
   private timers = new Set<NodeJS.Timeout>()
   private readyPromise: Promise<void> | null = null
+  private reconciling: Promise<void> | null = null
   private closePromise: Promise<void> | null = null
   private stopRequested: (() => void) | null = null
   readonly stopped: Promise<void>
@@ -273,6 +274,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
       this.index = new IndexPublisher({
         device: this.device.id,
+        deviceCert: this.net.certificate,
         home: c.home,
         db: this.db,
         placement: this.placement,
@@ -288,6 +290,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.index.ready()
       this.on('file', e => { if (e.state === 'stubbed' || e.state === 'hydrated' || e.state === 'removed') this.index.soon() })
       this.repair.on('event', e => { if (e.state === 'repaired') this.index.soon() })
+      this.sync.sync.on('event', () => this.index.soon()) // a change from another device is in this device's index too
       wireControl(this)
       await this.discovery.ready()
       await this.keeper.ready()
@@ -327,8 +330,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     w.on('removed', e => { this.sync.removed(e.folder, e.path).catch(err => this.warn(err)) })
     w.on('stub', e => { this.sync.stubAppeared(e.folder, e.path).catch(err => this.warn(err)) })
     await w.ready()
-    // Reconcile with the index: work left unfinished by the last run, and files the watcher's
-    // snapshot may have marked seen before they were processed.
+    // The walk runs after ready(): a big folder does not hold the agent's start (and its control API) back.
+    this.reconciling = this.reconcile(w).catch(err => { if (this.closePromise === null) this.warn(err) })
+  }
+
+  /**
+   * Reconcile with the index: work left unfinished by the last run, files the watcher's snapshot may
+   * have marked seen before they were processed, stubs that appeared and files deleted while the
+   * agent was off (docs/sync.md §6).
+   */
+  private async reconcile (w: FolderWatcher): Promise<void> {
+    const c = this.config
     for (const state of ['uploading', 'pending', 'failed', 'waiting'] as const) {
       for (const row of this.db.filesByState(state)) {
         const path = join(row.folder, row.rel)
@@ -338,6 +350,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const folder of c.folders) {
       const seen = new Set<string>()
       for await (const f of w.walk(folder, { stubs: true })) {
+        if (this.closePromise !== null) return
         const rel = relative(folder, f.path)
         if (f.stub) {
           const target = join(dirname(rel), targetNameFor(basename(rel), basename(rel).slice(0, -2)))
@@ -349,6 +362,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const row = this.db.file(folder, rel)
         if (row === null || (row.state !== 'hydrated' && (row.size !== f.size || row.mtimeMs !== f.mtimeMs || row.state !== 'stubbed'))) this.queue.add(folder, f.path)
       }
+      if (this.closePromise !== null) return
       await this.sync.missing(folder, seen)
     }
   }
@@ -401,7 +415,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Restore a file from its stub. `path` is the stub, or the original's name (what the dashboard
    * lists): then its stub next to it is opened, and a file already there is left as it is.
    */
-  async open (path: string, signal?: AbortSignal): Promise<{ path: string, size: number, blocks: number }> {
+  async open (path: string, signal?: AbortSignal, opts: { cache?: boolean } = {}): Promise<{ path: string, size: number, blocks: number }> {
     let abs = resolve(path)
     if (!isStubName(basename(abs))) {
       const local = await fsp.lstat(abs).catch(() => null)
@@ -413,7 +427,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const folder = this.folderOf(abs) ?? dirname(abs)
     const r = await this.engine.hydrate(abs, {
       signal,
-      source: this.fetcher.source({ signal, cacheable: true }),
+      source: this.fetcher.source({ signal, cacheable: opts.cache !== false }),
       onProgress: p => this.emit('file', { folder, path: p.file, rel: relative(folder, p.file), state: p.state === 'hydrated' ? 'hydrated' : 'hydrating', size: p.total, bytes: p.bytes })
     })
     if (this.folderOf(abs) !== null) {
@@ -433,7 +447,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (typeof p.to !== 'string' || p.to.length === 0 || p.to.length > 4096) throw new AgentError(AgentCodes.BAD_PARAMS, '"to" must be a directory path')
     if (p.hydrate !== undefined && typeof p.hydrate !== 'boolean') throw new AgentError(AgentCodes.BAD_PARAMS, '"hydrate" must be true or false')
     if (this.discovery === null) throw new AgentError(AgentCodes.CLOSED, 'the agent is not started')
-    const r = new Restorer({ db: this.db, fetcher: this.fetcher, peers: this.peers, discovery: this.discovery, crypto: this.engine.crypto, keys: this.engine.keys, open: async (s, sig) => await this.open(s, sig) })
+    const r = new Restorer({ selfKey: this.device.key, db: this.db, fetcher: this.fetcher, peers: this.peers, discovery: this.discovery, crypto: this.engine.crypto, keys: this.engine.keys, open: async (s, sig) => await this.open(s, sig, { cache: false }) }) // a restore's blocks are not cached: every block once, written once
     const out = await r.run(p.to, { hydrate: p.hydrate === true, signal })
     this.healthCache = null
     return out
@@ -550,6 +564,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.timers.clear()
       const steps: Array<() => Promise<unknown> | unknown> = [
         async () => await this.watcher?.close(),
+        async () => await this.reconciling,
         async () => await this.queue?.close(),
         () => this.sync?.close(),
         async () => await this.index?.close(),

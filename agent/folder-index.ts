@@ -7,7 +7,7 @@ import { basename } from 'node:path'
 import sodium from 'sodium-native'
 import type { IndexDb } from './index-db.js'
 import { AgentError, AgentCodes } from './errors.js'
-import { encodeIndex, type FolderIndex, type IndexBlock, type IndexFile, type IndexPeer } from './index-codec.js'
+import { encodeIndex, type FolderIndex, type IndexBlock, type IndexFile, type IndexPeer, type IndexVersion, type IndexDeleted } from './index-codec.js'
 import { chunkLengths, validateParams, type ChunkerParams } from '../stubs/chunker.js'
 
 /** Index chunks: small, so a change to one file re-uploads about 64 KiB of index. */
@@ -98,32 +98,58 @@ export function folderLabels (paths: readonly string[]): string[] {
   })
 }
 
-/** Everything the index lists, read from the local index in one consistent snapshot. */
-export function buildIndex (db: IndexDb): { index: FolderIndex, blocksOf: (f: IndexFile) => readonly Buffer[] } {
+/**
+ * Everything the index lists, read from the local index in one consistent snapshot: current files,
+ * older kept versions, deleted files still kept, the owner's device certificates (`ownCert`: this
+ * device's, when it has one), and the blocks all those versions list.
+ */
+export function buildIndex (db: IndexDb, ownCert: Buffer | null = null): { index: FolderIndex, blocksOf: (f: IndexFile | IndexVersion) => readonly Buffer[] } {
   const raw = db.raw
   return raw.transaction(() => {
     const folderRows = raw.prepare('SELECT id, path FROM folders ORDER BY path').all() as Array<{ id: number, path: string }>
     const labels = folderLabels(folderRows.map(f => f.path))
     const folderNo = new Map(folderRows.map((f, i) => [f.id, i]))
-    const files: Array<IndexFile & { version: number }> = []
-    for (const r of raw.prepare(`SELECT f.folder_id AS folder, f.rel, f.state, f.version_id AS version, v.size, f.mtime_ms AS mtime, v.stub
+    const byRel = (a: { folder: number, rel: string }, b: { folder: number, rel: string }): number => a.folder - b.folder || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)
+    const versionOf = new Map<IndexFile | IndexVersion, number>()
+    const files: IndexFile[] = []
+    for (const r of raw.prepare(`SELECT f.folder_id AS folder, f.rel, f.state, f.version_id AS version, v.size, f.mtime_ms AS mtime, v.stub, f.vv, f.by_device
         FROM files f JOIN versions v ON v.id = f.version_id
-        WHERE f.state IN ('stubbed', 'hydrated') ORDER BY f.folder_id, f.rel`).all() as Array<{ folder: number, rel: string, state: 'stubbed' | 'hydrated', version: number, size: number, mtime: number, stub: Buffer }>) {
+        WHERE f.state IN ('stubbed', 'hydrated') ORDER BY f.folder_id, f.rel`).all() as Array<{ folder: number, rel: string, state: 'stubbed' | 'hydrated', version: number, size: number, mtime: number, stub: Buffer, vv: string, by_device: string }>) {
       const no = folderNo.get(r.folder)
       if (no === undefined) continue
-      files.push({ folder: no, rel: r.rel, state: r.state, size: r.size, mtimeMs: r.mtime, stub: r.stub, version: r.version })
+      const f: IndexFile = { folder: no, rel: r.rel, state: r.state, size: r.size, mtimeMs: r.mtime, stub: r.stub, vv: r.vv, by: r.by_device }
+      files.push(f)
+      versionOf.set(f, r.version)
     }
-    files.sort((a, b) => a.folder - b.folder || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0))
+    files.sort(byRel)
+    const deleted: IndexDeleted[] = []
+    for (const r of raw.prepare('SELECT folder_id AS folder, rel, deleted_at, vv, by_device FROM files WHERE state = \'deleted\'').all() as Array<{ folder: number, rel: string, deleted_at: number | null, vv: string, by_device: string }>) {
+      const no = folderNo.get(r.folder)
+      if (no !== undefined) deleted.push({ folder: no, rel: r.rel, deletedAt: r.deleted_at ?? 0, vv: r.vv, by: r.by_device })
+    }
+    deleted.sort(byRel)
+    const versions: IndexVersion[] = []
+    for (const r of raw.prepare(`SELECT v.id, f.folder_id AS folder, f.rel, v.created_at, v.device, v.stub FROM versions v JOIN files f ON f.id = v.file_id
+        WHERE (f.state IN ('stubbed', 'hydrated') AND v.id <> f.version_id) OR f.state = 'deleted' ORDER BY f.folder_id, f.rel, v.id`).all() as Array<{ id: number, folder: number, rel: string, created_at: number, device: string, stub: Buffer }>) {
+      const no = folderNo.get(r.folder)
+      if (no === undefined) continue
+      const v: IndexVersion = { folder: no, rel: r.rel, createdAt: r.created_at, device: r.device, stub: r.stub }
+      versions.push(v)
+      versionOf.set(v, r.id)
+    }
+    versions.sort(byRel) // stable: each file's versions stay oldest first
+    const certs = (raw.prepare('SELECT cert FROM devices WHERE cert IS NOT NULL ORDER BY key').all() as Array<{ cert: Buffer }>).map(r => r.cert)
+    if (ownCert !== null) certs.unshift(ownCert)
     const vb = raw.prepare('SELECT block_id FROM version_blocks WHERE version_id = ? ORDER BY seq')
     const blockIds = new Map<number, Buffer[]>()
-    for (const f of files) blockIds.set(f.version, (vb.all(f.version) as Array<{ block_id: Buffer }>).map(r => r.block_id))
+    for (const id of versionOf.values()) if (!blockIds.has(id)) blockIds.set(id, (vb.all(id) as Array<{ block_id: Buffer }>).map(r => r.block_id))
     const table = new PeerTable(db)
     const blockRow = raw.prepare('SELECT stored, k, m FROM blocks WHERE id = ?')
     const shardRows = raw.prepare('SELECT idx, shard_id, peer, size FROM shards WHERE block_id = ? AND bad IS NULL ORDER BY idx, peer')
     const blocks: IndexBlock[] = []
     const seen = new Set<string>()
-    for (const ids of blockIds.values()) {
-      for (const id of ids) {
+    for (const f of [...files, ...versions]) {
+      for (const id of blockIds.get(versionOf.get(f)!) ?? []) {
         const hex = id.toString('hex')
         if (seen.has(hex)) continue
         seen.add(hex)
@@ -134,15 +160,14 @@ export function buildIndex (db: IndexDb): { index: FolderIndex, blocksOf: (f: In
         blocks.push({ id, stored: b.stored, k: b.k, m: b.m, shards })
       }
     }
-    const index: FolderIndex = { peers: table.peers, folders: folderRows.map((f, i) => ({ label: labels[i], path: f.path })), files, blocks }
-    const byVersion = new Map(files.map(f => [f, blockIds.get(f.version) ?? []]))
-    return { index, blocksOf: (f: IndexFile) => byVersion.get(f as IndexFile & { version: number }) ?? [] }
+    const index: FolderIndex = { peers: table.peers, folders: folderRows.map((f, i) => ({ label: labels[i], path: f.path })), files, blocks, versions, deleted, devices: certs }
+    return { index, blocksOf: (f: IndexFile | IndexVersion) => blockIds.get(versionOf.get(f) ?? -1) ?? [] }
   })()
 }
 
 /** The index stream (what the root's hash covers): the same local index gives the same bytes. */
-export function indexStream (db: IndexDb): Buffer {
-  const { index, blocksOf } = buildIndex(db)
+export function indexStream (db: IndexDb, ownCert: Buffer | null = null): Buffer {
+  const { index, blocksOf } = buildIndex(db, ownCert)
   return encodeIndex(index, blocksOf)
 }
 

@@ -1,6 +1,8 @@
-// Wire codec of the folder index v1 (docs/index-format.md): the record stream that lists every
-// watched folder, every placed file with its stub, every block with where its shards live, and the
-// peers they live on; and the index root that lists the stream's own blocks. Encode and decode only.
+// Wire codec of the folder index (docs/index-format.md): the record stream that lists every watched
+// folder, every placed file with its stub (and, from v2, its version vector, its older kept versions,
+// deleted files and the owner's device certificates), every block with where its shards live, and
+// the peers they live on; and the index root that lists the stream's own blocks. Encode and decode
+// only. v2 writes; v1 and v2 read.
 // Decoding trusts nothing: every length is bounded before it is read, references must point to
 // records already seen, trailing bytes and unknown record types are refused, errors name the record.
 
@@ -8,7 +10,9 @@ import { AgentError, AgentCodes } from './errors.js'
 
 export const INDEX_MAGIC = Buffer.from('DBXI', 'ascii')
 export const ROOT_MAGIC = Buffer.from('DBXR', 'ascii')
-export const INDEX_VERSION = 1
+export const INDEX_VERSION = 2
+/** Oldest stream version this agent reads. */
+export const MIN_INDEX_VERSION = 1
 
 export const RecordTypes = {
   PEER: 0x01,
@@ -16,6 +20,12 @@ export const RecordTypes = {
   FILE: 0x03,
   BLOCK: 0x04,
   CHUNK: 0x05,
+  /** v2: an older kept version of a file (docs/sync.md §7). */
+  VERSION: 0x06,
+  /** v2: a deleted file (tombstone) whose versions are still kept. */
+  DELETED: 0x07,
+  /** v2: a device certificate of the owner (net/device-cert.ts). */
+  DEVICE: 0x08,
   END: 0xff
 } as const
 
@@ -32,13 +42,30 @@ export const MAX_LABEL_BYTES = 255
 export const MAX_PATH_BYTES = 4096
 export const MAX_HOST_BYTES = 255
 export const MAX_SHARDS = 255
+export const MAX_DEVICES = 256
+export const MAX_CERT_BYTES = 1024
+export const MAX_VV_BYTES = 2048
 const ID = 32
 
 export interface IndexPeer { readonly key: Buffer, readonly host: string, readonly port: number }
 export interface IndexFolder { readonly label: string, readonly path: string }
 export interface IndexShard { readonly idx: number, readonly shardId: Buffer, readonly peer: number, readonly size: number }
 export interface IndexBlock { readonly id: Buffer, readonly stored: number, readonly k: number, readonly m: number, readonly shards: readonly IndexShard[] }
-export interface IndexFile { readonly folder: number, readonly rel: string, readonly state: IndexFileState, readonly size: number, readonly mtimeMs: number, readonly stub: Buffer }
+export interface IndexFile {
+  readonly folder: number
+  readonly rel: string
+  readonly state: IndexFileState
+  readonly size: number
+  readonly mtimeMs: number
+  readonly stub: Buffer
+  /** v2: version vector (sync.md §3) and the device that made this version ('' in v1). */
+  readonly vv?: string
+  readonly by?: string
+}
+/** v2: an older kept version of the file at (folder, rel), live or deleted. */
+export interface IndexVersion { readonly folder: number, readonly rel: string, readonly createdAt: number, readonly device: string, readonly stub: Buffer }
+/** v2: a deleted file; its versions are VERSION records. */
+export interface IndexDeleted { readonly folder: number, readonly rel: string, readonly deletedAt: number, readonly vv: string, readonly by: string }
 /** One block of the index stream itself (in the root): a block plus what decrypts it. */
 export interface IndexChunk extends IndexBlock { readonly ph: Buffer, readonly size: number }
 
@@ -47,6 +74,10 @@ export interface FolderIndex {
   readonly folders: readonly IndexFolder[]
   readonly files: readonly IndexFile[]
   readonly blocks: readonly IndexBlock[]
+  /** v2 (empty when reading v1). */
+  readonly versions?: readonly IndexVersion[]
+  readonly deleted?: readonly IndexDeleted[]
+  readonly devices?: readonly Buffer[]
 }
 
 export interface IndexRoot {
@@ -101,15 +132,18 @@ function blockBody (b: IndexBlock): Buffer[] {
   return out
 }
 
-/** The index stream: header, PEER*, FOLDER*, then each FILE followed by the BLOCKs it is first to use, END. */
-export function encodeIndex (ix: FolderIndex, blocksOf: (f: IndexFile) => readonly Buffer[]): Buffer {
+/**
+ * The index stream: header, PEER*, FOLDER*, DEVICE*, then each FILE, VERSION or DELETED followed by
+ * the BLOCKs it is first to use, END.
+ */
+export function encodeIndex (ix: FolderIndex, blocksOf: (f: IndexFile | IndexVersion) => readonly Buffer[]): Buffer {
   const w = new Writer()
   ix.peers.forEach((p, i) => w.record(RecordTypes.PEER, peerBody(i, p)))
   ix.folders.forEach((f, i) => w.record(RecordTypes.FOLDER, [u16(i), ...str16(f.label), ...str16(f.path)]))
+  for (const c of ix.devices ?? []) w.record(RecordTypes.DEVICE, [u16(c.length), c])
   const byId = new Map(ix.blocks.map(b => [b.id.toString('hex'), b]))
   const emitted = new Set<string>()
-  for (const f of ix.files) {
-    w.record(RecordTypes.FILE, [u16(f.folder), ...str16(f.rel), u8(FileStates[f.state]), u64(f.size), f64(f.mtimeMs), u32(f.stub.length), f.stub])
+  const blocksFor = (f: IndexFile | IndexVersion): void => {
     for (const id of blocksOf(f)) {
       const hex = id.toString('hex')
       const b = byId.get(hex)
@@ -117,6 +151,15 @@ export function encodeIndex (ix: FolderIndex, blocksOf: (f: IndexFile) => readon
       emitted.add(hex)
       w.record(RecordTypes.BLOCK, blockBody(b))
     }
+  }
+  for (const f of ix.files) {
+    w.record(RecordTypes.FILE, [u16(f.folder), ...str16(f.rel), u8(FileStates[f.state]), u64(f.size), f64(f.mtimeMs), u32(f.stub.length), f.stub, ...str16(f.vv ?? ''), ...str8(f.by ?? '')])
+    blocksFor(f)
+  }
+  for (const d of ix.deleted ?? []) w.record(RecordTypes.DELETED, [u16(d.folder), ...str16(d.rel), u64(d.deletedAt), ...str16(d.vv), ...str8(d.by)])
+  for (const v of ix.versions ?? []) {
+    w.record(RecordTypes.VERSION, [u16(v.folder), ...str16(v.rel), u64(v.createdAt), ...str8(v.device), u32(v.stub.length), v.stub])
+    blocksFor(v)
   }
   // Blocks no file lists (never, when built from a consistent local index) still go out.
   for (const b of ix.blocks) if (!emitted.has(b.id.toString('hex'))) w.record(RecordTypes.BLOCK, blockBody(b))
@@ -173,10 +216,11 @@ class Reader {
   get left (): number { return this.buf.length - this.off }
 }
 
-function readHeader (r: Reader, magic: Buffer): void {
+function readHeader (r: Reader, magic: Buffer): number {
   if (!r.bytes(4, 'magic').equals(magic)) throw bad(r.what, `not a dustbox ${magic.toString('ascii')} record stream (wrong magic)`)
   const v = r.u8('version')
-  if (v !== INDEX_VERSION) throw bad(r.what, `version ${v} is not supported (this agent reads version ${INDEX_VERSION})`)
+  if (v < MIN_INDEX_VERSION || v > INDEX_VERSION) throw bad(r.what, `version ${v} is not supported (this agent reads versions ${MIN_INDEX_VERSION} to ${INDEX_VERSION})`)
+  return v
 }
 
 interface Rec { type: number, body: Reader, n: number }
@@ -231,11 +275,20 @@ function readBlock (b: Reader, peers: number): IndexBlock {
 export function decodeIndex (buf: Buffer, what = 'folder index'): FolderIndex {
   if (buf.length > MAX_INDEX_BYTES) throw bad(what, `${buf.length} bytes, over ${MAX_INDEX_BYTES}`)
   const r = new Reader(buf, what)
-  readHeader(r, INDEX_MAGIC)
+  const version = readHeader(r, INDEX_MAGIC)
   const peers: IndexPeer[] = []
   const folders: IndexFolder[] = []
   const files: IndexFile[] = []
   const blocks: IndexBlock[] = []
+  const versions: IndexVersion[] = []
+  const deleted: IndexDeleted[] = []
+  const devices: Buffer[] = []
+  const folderOf = (body: Reader): number => {
+    const folder = body.u16('folder number')
+    if (folder >= folders.length) throw bad(body.what, `names folder ${folder}, but only ${folders.length} folders were listed`)
+    return folder
+  }
+  const v2 = (body: Reader, type: number): void => { if (version < 2) throw bad(body.what, `record type 0x${type.toString(16)} is not allowed in a version ${version} index`) }
   for (const { type, body, n } of records(r)) {
     if (type === RecordTypes.PEER) {
       if (folders.length + files.length + blocks.length > 0) throw bad(body.what, 'PEER after other records')
@@ -259,16 +312,43 @@ export function decodeIndex (buf: Buffer, what = 'folder index'): FolderIndex {
       const size = body.u64('size')
       const mtimeMs = body.f64('mtime')
       const stub = body.bytes(body.u32('stub length'), 'stub')
-      files.push({ folder, rel, state, size, mtimeMs, stub })
+      if (version >= 2) {
+        const vv = body.str(body.u16('vector length'), MAX_VV_BYTES, 'version vector')
+        const by = body.str(body.u8('device length'), 64, 'device')
+        files.push({ folder, rel, state, size, mtimeMs, stub, vv, by })
+      } else {
+        files.push({ folder, rel, state, size, mtimeMs, stub })
+      }
     } else if (type === RecordTypes.BLOCK) {
       blocks.push(readBlock(body, peers.length))
+    } else if (type === RecordTypes.VERSION) {
+      v2(body, type)
+      const folder = folderOf(body)
+      const rel = body.str(body.u16('path length'), MAX_PATH_BYTES, 'file path')
+      const createdAt = body.u64('created-at')
+      const device = body.str(body.u8('device length'), 64, 'device')
+      versions.push({ folder, rel, createdAt, device, stub: body.bytes(body.u32('stub length'), 'stub') })
+    } else if (type === RecordTypes.DELETED) {
+      v2(body, type)
+      const folder = folderOf(body)
+      const rel = body.str(body.u16('path length'), MAX_PATH_BYTES, 'file path')
+      const deletedAt = body.u64('deleted-at')
+      const vv = body.str(body.u16('vector length'), MAX_VV_BYTES, 'version vector')
+      deleted.push({ folder, rel, deletedAt, vv, by: body.str(body.u8('device length'), 64, 'device') })
+    } else if (type === RecordTypes.DEVICE) {
+      v2(body, type)
+      if (files.length + blocks.length + versions.length + deleted.length > 0) throw bad(body.what, 'DEVICE after FILE, BLOCK, VERSION or DELETED records')
+      if (devices.length >= MAX_DEVICES) throw bad(body.what, `over ${MAX_DEVICES} devices`)
+      const n = body.u16('certificate length')
+      if (n > MAX_CERT_BYTES) throw bad(body.what, `a device certificate of ${n} bytes, over ${MAX_CERT_BYTES}`)
+      devices.push(body.bytes(n, 'device certificate'))
     } else {
       throw bad(body.what, `record type 0x${type.toString(16)} is not allowed in an index`)
     }
     if (body.left !== 0) throw bad(body.what, `${body.left} trailing bytes`)
     void n
   }
-  return { peers, folders, files, blocks }
+  return { peers, folders, files, blocks, versions, deleted, devices }
 }
 
 export function decodeRoot (buf: Buffer, what = 'index root'): IndexRoot {

@@ -164,7 +164,8 @@ CREATE TABLE IF NOT EXISTS devices (
   name TEXT NOT NULL,
   first_seen INTEGER NOT NULL,
   last_seen INTEGER NOT NULL,
-  pulled INTEGER NOT NULL DEFAULT 0
+  pulled INTEGER NOT NULL DEFAULT 0,
+  cert BLOB
 );
 CREATE TABLE IF NOT EXISTS held_deletes (
   file_id INTEGER PRIMARY KEY REFERENCES files(id),
@@ -351,6 +352,30 @@ export class IndexDb {
   setHydrated (fileId: number, size: number, mtimeMs: number): void {
     this.check()
     this.st.setHydrated.run(this.now(), size, mtimeMs, this.now(), fileId)
+  }
+
+  /** Sync state of a file as an index restore finds it (docs/sync.md §3): vector, last device, deletion time. */
+  setSyncState (fileId: number, vv: string, by: string, deletedAt: number | null): void {
+    this.check()
+    this.db.prepare('UPDATE files SET vv = ?, by_device = ?, deleted_at = ? WHERE id = ?').run(vv, by, deletedAt, fileId)
+  }
+
+  /** An older kept version of a file (not made current): its stub and block list. */
+  addOldVersion (fileId: number, v: NewVersion, createdAt: number): number {
+    return this.tx(() => {
+      const existing = this.st.versionByHash.get(fileId, Buffer.from(v.hash)) as { id: number } | undefined
+      if (existing !== undefined) return existing.id
+      const id = Number(this.st.addVersion.run(fileId, Buffer.from(v.hash), v.size, v.mtimeNs.toString(), v.mode, Buffer.from(v.stub), createdAt, v.device ?? '').lastInsertRowid)
+      v.blocks.forEach((b, seq) => this.st.addVersionBlock.run(id, seq, Buffer.from(b)))
+      return id
+    })
+  }
+
+  /** A device of the owner, as the index lists it (its certificate). */
+  noteDeviceCert (key: Uint8Array, id: string, name: string, cert: Uint8Array): void {
+    this.check()
+    const now = this.now()
+    this.db.prepare('INSERT INTO devices (key, id, name, first_seen, last_seen, pulled, cert) VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (key) DO UPDATE SET cert = excluded.cert').run(Buffer.from(key), id, name, now, 0, Buffer.from(cert))
   }
 
   setDeletedAt (fileId: number, at: number | null): void {

@@ -46,6 +46,8 @@ interface RootState { seq: number, hash: string, shard: string, size: number, ho
 export interface IndexPublisherOptions {
   /** Id of this device, written in the root (docs/sync.md §2). */
   readonly device?: string
+  /** This device's certificate, listed in the index (none for the identity's own key). */
+  readonly deviceCert?: Buffer | null
   readonly home: string
   readonly db: IndexDb
   readonly placement: Placement
@@ -123,7 +125,7 @@ export class IndexPublisher extends EventEmitter<{ published: [IndexStatus], war
   private async run (force: boolean): Promise<void> {
     const { db, placement, crypto, keys, discovery } = this.opts
     const signal = this.abort.signal
-    const stream = indexStream(db)
+    const stream = indexStream(db, this.opts.deviceCert ?? null)
     const hash = indexHash(keys.index, stream)
     const files = db.raw.prepare("SELECT count(*) AS n FROM files WHERE state IN ('stubbed', 'hydrated')").get() as { n: number }
     if (!force && this.state !== null && this.state.hash === hash.toString('hex')) return

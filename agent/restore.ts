@@ -20,6 +20,17 @@ import { writeFileAtomic } from '../stubs/fsutil.js'
 import { decodeIndex, decodeRoot, decodeRootPointer, type FolderIndex, type IndexPeer, type IndexBlock, type IndexRoot } from './index-codec.js'
 import { indexHash, openRoot } from './folder-index.js'
 import { AgentError, AgentCodes } from './errors.js'
+import { formatVector, parseVector } from './version-vector.js'
+import { decodeDeviceCert, verifyDeviceCert } from '../net/device-cert.js'
+
+/** A version vector from the index, checked (version-vector.ts); INDEX_INVALID when malformed. */
+function checkedVector (vv: string): string {
+  try {
+    return formatVector(parseVector(vv))
+  } catch (err) {
+    throw new AgentError(AgentCodes.INDEX_INVALID, (err as Error).message)
+  }
+}
 
 export const MAX_PATH_BYTES = 4096
 export const MAX_DEPTH = 256
@@ -31,6 +42,8 @@ export interface RestoreDeps {
   readonly discovery: Discovery
   readonly crypto: Crypto
   readonly keys: Keys
+  /** This device's transport key (never recorded as another device). */
+  readonly selfKey?: Buffer
   /** Hydrate one written stub (the agent's open). */
   readonly open: (stubPath: string, signal?: AbortSignal) => Promise<unknown>
 }
@@ -40,6 +53,10 @@ export interface RestoreResult {
   readonly folders: string[]
   readonly files: number
   readonly hydrated: number
+  /** Index v2: older versions and deleted files recorded (restorable with restore-version), devices met. */
+  readonly versions?: number
+  readonly deleted?: number
+  readonly devices?: number
   readonly refused: Array<{ entry: string, error: string }>
 }
 
@@ -101,11 +118,14 @@ export class Restorer {
 
   private record (peers: readonly IndexPeer[], blocks: readonly IndexBlock[]): void {
     const { db } = this.d
-    for (const p of peers) if (p.host !== '' && p.port > 0 && db.peer(p.key) === null) db.notePeer(p.key, p.host, p.port)
-    for (const b of blocks) {
-      if (db.block(b.id) !== null) continue
-      db.addPlacement({ id: b.id, stored: b.stored, k: b.k, m: b.m }, b.shards.map(s => ({ blockId: b.id, idx: s.idx, shardId: s.shardId, peer: peers[s.peer].key, size: s.size })))
-    }
+    // One transaction for all (one fsync, not one per block).
+    db.tx(() => {
+      for (const p of peers) if (p.host !== '' && p.port > 0 && db.peer(p.key) === null) db.notePeer(p.key, p.host, p.port)
+      for (const b of blocks) {
+        if (db.block(b.id) !== null) continue
+        db.addPlacement({ id: b.id, stored: b.stored, k: b.k, m: b.m }, b.shards.map(s => ({ blockId: b.id, idx: s.idx, shardId: s.shardId, peer: peers[s.peer].key, size: s.size })))
+      }
+    })
   }
 
   /** Fetch the index the root lists and check it against the root's hash. */
@@ -166,14 +186,19 @@ export class Restorer {
         } else {
           await writeFileAtomic(stubPath, f.stub, { mode: 0o644, noClobber: true })
         }
-        const id = db.touchFile(dir, f.rel, 'stubbed', stub.size, f.mtimeMs)
-        db.addVersion(id, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: f.stub, blocks: stub.blocks.map(b => b.id) }, 'stubbed', f.mtimeMs)
+        const vv = f.vv !== undefined && f.vv !== '' ? checkedVector(f.vv) : null
+        db.tx(() => {
+          const id = db.touchFile(dir, f.rel, 'stubbed', stub.size, f.mtimeMs)
+          db.addVersion(id, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: f.stub, blocks: stub.blocks.map(b => b.id), device: f.by ?? '' }, 'stubbed', f.mtimeMs)
+          if (vv !== null) db.setSyncState(id, vv, f.by ?? '', null)
+        })
         written.push(stubPath)
         opts.onFile?.(stubPath)
       } catch (err) {
         refused.push({ entry, error: (err as Error).message })
       }
     }
+    const history = this.writeHistory(ix, dirs, refused)
     let hydrated = 0
     if (opts.hydrate === true) {
       let i = 0
@@ -191,7 +216,67 @@ export class Restorer {
       }
       await Promise.all(Array.from({ length: 4 }, worker))
     }
-    return { folders: dirs.filter((d): d is string => d !== null), files: written.length, hydrated, refused }
+    return { folders: dirs.filter((d): d is string => d !== null), files: written.length, hydrated, ...history, refused }
+  }
+
+  /**
+   * Index v2: deleted files (tombstones, nothing on disk), older versions (restorable with
+   * `dustbox restore-version`), and the owner's devices (dialed to sync). Each entry is checked like a
+   * file: a path that could not be written, a stub that does not verify, a certificate of another
+   * owner is refused by name.
+   */
+  private writeHistory (ix: FolderIndex, dirs: ReadonlyArray<string | null>, refused: RestoreResult['refused']): { versions: number, deleted: number, devices: number } {
+    const { db, crypto, keys } = this.d
+    let versions = 0
+    let deleted = 0
+    let devices = 0
+    const target = (folder: number, rel: string): { dir: string, rel: string } => {
+      const dir = dirs[folder]
+      if (dir === null || dir === undefined) throw new AgentError(AgentCodes.UNSAFE_PATH, 'its folder was refused')
+      const why = relProblem(rel)
+      if (why !== null) throw new AgentError(AgentCodes.UNSAFE_PATH, why)
+      if (!resolve(dir, rel).startsWith(dir + sep)) throw new AgentError(AgentCodes.UNSAFE_PATH, 'path leaves its folder')
+      return { dir, rel }
+    }
+    for (const d of ix.deleted ?? []) {
+      const entry = `${ix.folders[d.folder]?.label ?? '?'}/${d.rel} (deleted)`
+      try {
+        const t = target(d.folder, d.rel)
+        const old = db.file(t.dir, t.rel)
+        if (old !== null && old.state !== 'deleted') throw new AgentError(AgentCodes.INDEX_INVALID, 'listed as deleted and as a file')
+        const id = db.touchFile(t.dir, t.rel, 'deleted', 0, 0)
+        db.setSyncState(id, checkedVector(d.vv), d.by, d.deletedAt)
+        deleted++
+      } catch (err) {
+        refused.push({ entry, error: (err as Error).message })
+      }
+    }
+    for (const v of ix.versions ?? []) {
+      const entry = `${ix.folders[v.folder]?.label ?? '?'}/${v.rel} (version of ${new Date(v.createdAt).toISOString()})`
+      try {
+        const t = target(v.folder, v.rel)
+        const row = db.file(t.dir, t.rel)
+        if (row === null) throw new AgentError(AgentCodes.INDEX_INVALID, 'a version of a file the index does not list')
+        const stub = decodeStub(crypto, v.stub, { ownerId: keys.ownerId, macKey: keys.stubMac }, entry)
+        db.addOldVersion(row.id, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: v.stub, blocks: stub.blocks.map(b => b.id), device: v.device }, v.createdAt)
+        versions++
+      } catch (err) {
+        refused.push({ entry, error: (err as Error).message })
+      }
+    }
+    for (const c of ix.devices ?? []) {
+      try {
+        const cert = decodeDeviceCert(c, 'a device certificate in the index')
+        verifyDeviceCert(c, cert.device, 'a device certificate in the index')
+        if (!cert.identity.equals(Buffer.from(keys.identity.publicKey))) throw new AgentError(AgentCodes.INDEX_INVALID, 'a device certificate of another identity')
+        if (this.d.selfKey !== undefined && cert.device.equals(this.d.selfKey)) continue
+        db.noteDeviceCert(cert.device, cert.device.subarray(0, 4).toString('hex'), cert.name, c)
+        devices++
+      } catch (err) {
+        refused.push({ entry: 'device certificate', error: (err as Error).message })
+      }
+    }
+    return { versions, deleted, devices }
   }
 
   async run (to: string, opts: { hydrate?: boolean, signal?: AbortSignal, onFile?: (path: string) => void } = {}): Promise<RestoreResult> {

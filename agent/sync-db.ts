@@ -55,8 +55,8 @@ export class SyncDb {
       versionBlocks: p('SELECT block_id FROM version_blocks WHERE version_id = ? ORDER BY seq'),
       devices: p('SELECT key, id, name, first_seen, last_seen, pulled FROM devices ORDER BY id'),
       device: p('SELECT key, id, name, first_seen, last_seen, pulled FROM devices WHERE key = ?'),
-      noteDevice: p(`INSERT INTO devices (key, id, name, first_seen, last_seen, pulled) VALUES (?, ?, ?, ?, ?, 0)
-        ON CONFLICT (key) DO UPDATE SET name = excluded.name, last_seen = excluded.last_seen`),
+      noteDevice: p(`INSERT INTO devices (key, id, name, first_seen, last_seen, pulled, cert) VALUES (?, ?, ?, ?, ?, 0, ?)
+        ON CONFLICT (key) DO UPDATE SET name = excluded.name, last_seen = excluded.last_seen, cert = COALESCE(excluded.cert, devices.cert)`),
       setPulled: p('UPDATE devices SET pulled = ?, last_seen = ? WHERE key = ?'),
       hold: p('INSERT OR IGNORE INTO held_deletes (file_id, at) VALUES (?, ?)'),
       unhold: p('DELETE FROM held_deletes WHERE file_id = ?'),
@@ -113,6 +113,18 @@ export class SyncDb {
     })
   }
 
+  /**
+   * Files placed before this device synced (homes made before devices existed, a v1 index restore)
+   * have no vector: they become this device's first version of them, logged so other devices hear.
+   */
+  initVectors (device: string): number {
+    return this.tx(() => {
+      const where = 'vv = \'\' AND state IN (\'stubbed\', \'hydrated\') AND version_id IS NOT NULL'
+      this.db.prepare(`INSERT OR REPLACE INTO changes (kind, ref) SELECT 'f', id FROM files WHERE ${where}`).run()
+      return this.db.prepare(`UPDATE files SET vv = ?, by_device = ? WHERE ${where}`).run(`${device}:1`, device).changes
+    })
+  }
+
   tombstone (fileId: number): void {
     const now = this.now()
     this.st.tombstone.run(now, now, fileId)
@@ -165,9 +177,9 @@ export class SyncDb {
     return r === undefined ? null : { key: r.key, id: r.id, name: r.name, firstSeen: r.first_seen, lastSeen: r.last_seen, pulled: r.pulled }
   }
 
-  noteDevice (key: Uint8Array, id: string, name: string): void {
+  noteDevice (key: Uint8Array, id: string, name: string, cert: Buffer | null = null): void {
     const now = this.now()
-    this.st.noteDevice.run(Buffer.from(key), id, name, now, now)
+    this.st.noteDevice.run(Buffer.from(key), id, name, now, now, cert)
   }
 
   setPulled (key: Uint8Array, seq: number): void {

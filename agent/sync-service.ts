@@ -48,14 +48,18 @@ export class SyncService {
       retryMs: t('syncRetryMs')
     })
     this.sdb = this.sync.sdb
-    this.guard = new DeleteGuard({ sdb: this.sdb, commit: id => { this.sdb.unhold(id); this.sync.localDelete(id) }, stillGone: async id => await this.stillGone(id), settleMs: t('deleteSettleMs'), share: t('massDeleteShare'), min: t('massDeleteMin') })
+    this.guard = new DeleteGuard({ sdb: this.sdb, commit: id => { this.sdb.unhold(id); this.sync.localDelete(id); a.index?.soon() }, stillGone: async id => await this.stillGone(id), settleMs: t('deleteSettleMs'), share: t('massDeleteShare'), min: t('massDeleteMin') })
     this.collector = new Collector({ sdb: this.sdb, sync: this.sync, net: a.net, keep: t('keepVersions'), undeleteMs: t('undeleteMs'), graceMs: t('gcGraceMs'), intervalMs: t('gcIntervalMs'), holdMs: t('gcHoldMs') })
   }
 
   start (): void {
+    this.sdb.initVectors(this.a.device.id)
     this.sync.start()
     this.collector.start()
     for (const k of this.sync.deviceKeys()) this.a.peers.keep(k)
+    // The owner's first device uses the identity key itself (docs/sync.md §2): another device keeps it too.
+    const identity = Buffer.from(this.a.engine.keys.identity.publicKey)
+    if (!identity.equals(this.a.device.key)) this.a.peers.keep(identity)
   }
 
   /**
@@ -147,6 +151,7 @@ export class SyncService {
       if (action === 'confirm') {
         this.sdb.unhold(h.id)
         this.sync.localDelete(h.id)
+        this.a.index.soon()
         confirmed++
       } else {
         const v = h.versionId === null ? null : this.a.db.version(h.versionId)

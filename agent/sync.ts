@@ -128,7 +128,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
   private onPeer (p: Peer): void {
     if (this.closed || !this.isDevice(p)) return
     const name = certName(p)
-    this.sdb.noteDevice(p.key, deviceIdOf(p.key), name)
+    this.sdb.noteDevice(p.key, deviceIdOf(p.key), name, (p as Peer & { cert?: Buffer | null }).cert ?? null)
     this.emit('device', { id: deviceIdOf(p.key), name, state: 'connected' })
     this.pull(p)
   }
@@ -258,7 +258,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
       const since = this.sdb.device(peer.key)?.pulled ?? 0
       const reply = decodeSyncReply(await peer.device(encodeSyncRequest({ op: 'PULL', since, max: PULL_MAX })), `sync reply from ${from}`) as Extract<SyncReply, { op: 'PULL' }>
       if (reply.upTo < since || reply.upTo > reply.head) throw new AgentError(AgentCodes.SYNC_INVALID, `${from} answered a pull after ${since} with changes up to ${reply.upTo} of ${reply.head}`)
-      for (const b of reply.blocks) this.sdb.importBlock(b)
+      this.sdb.tx(() => { for (const b of reply.blocks) this.sdb.importBlock(b) }) // one commit per page
       let deferred = false
       for (const f of reply.files) {
         if (this.closed) return
@@ -377,9 +377,9 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
     await makeParentsIn(folder, r.rel)
     const old = await fsp.lstat(stubPath).catch(() => null)
     if (old !== null && !old.isFile()) throw new AgentError(AgentCodes.UNSAFE_PATH, `${JSON.stringify(stubPath)} exists and is not a regular file`)
-    const id = db.touchFile(folder, r.rel, 'stubbed', stub.size, r.mtimeMs)
-    // Index first, then the stub: a stub on disk always has its version (and shards) in the index.
+    // Index first (one commit), then the stub: a stub on disk always has its version (and shards) in the index.
     this.sdb.tx(() => {
+      const id = db.touchFile(folder, r.rel, 'stubbed', stub.size, r.mtimeMs)
       db.addVersion(id, { hash: stub.hash, size: stub.size, mtimeNs: stub.mtimeNs, mode: stub.mode, stub: r.stub, blocks: stub.blocks.map(b => b.id), device: r.by }, 'stubbed', r.mtimeMs)
       db.setDeletedAt(id, null)
       this.sdb.adopt(id, vv, r.by)

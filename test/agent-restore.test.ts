@@ -13,6 +13,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { tempDir } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount } from './helpers/agent-swarm.js'
 import { sandbox, BIN } from './helpers/setup-sandbox.js'
+import { IndexDb } from '../agent/index-db.js'
 
 const LONG = process.env.DUSTBOX_LONG === '1'
 const SMALL_FILES = 1000
@@ -56,9 +57,18 @@ test('key-only restore: 1,000 files (Unicode names, empty files, nested) and a 2
     await fh.close()
     expected.set(bigRel, h.digest('hex'))
   }
-  const n = expected.size
+  // History (index v2): a file with two versions, and a deleted one whose version is kept.
+  await fsp.writeFile(join(folder, 'historie.txt'), 'erste Fassung')
+  await fsp.writeFile(join(folder, 'gelöscht.txt'), 'bald weg')
   await ts.startOwner([folder], [], { indexDebounceMs: 500 })
-  await ts.waitFor('all stubbed', st => stubbedCount(st) === n, LONG ? 900_000 : 240_000)
+  await ts.waitFor('all stubbed', st => stubbedCount(st) === expected.size + 2, LONG ? 900_000 : 240_000)
+  await ts.call('open', { path: join(folder, 'historie.txt.f') })
+  await fsp.writeFile(join(folder, 'historie.txt'), 'zweite Fassung')
+  expected.set('historie.txt', createHash('sha256').update('zweite Fassung').digest('hex'))
+  await fsp.unlink(join(folder, 'gelöscht.txt.f'))
+  await ts.waitFor('the second version recorded and the deletion made', async st => st.folders.some(f => (f.files.deleted ?? 0) === 1) &&
+    (await ts.call<{ versions: unknown[] }>('versions', { path: join(folder, 'historie.txt') })).versions.length === 2, 60_000)
+  const n = expected.size
   await ts.waitFor('the folder index published with every file', st => st.index.files === n && st.index.pointer && st.index.rootCopies >= 1, 120_000)
 
   // The old machine: seal its key backup, then it is gone for good.
@@ -75,8 +85,10 @@ test('key-only restore: 1,000 files (Unicode names, empty files, nested) and a 2
   const to = join(sb.dir, 'wiederhergestellt')
   const r = await run(['restore', '--to', to, '--hydrate', '--bootstrap', ts.swarm.bootstrap, '--host', '127.0.0.1', '--port', '0', '--json'], sb.env, LONG ? 1_800_000 : 280_000)
   assert.equal(r.code, 0, `restore failed: ${r.err.slice(-3000)}`)
-  const res = JSON.parse(r.out.trim().split('\n').pop()!) as { files: number, hydrated: number, folders: string[], refused: unknown[] }
+  const res = JSON.parse(r.out.trim().split('\n').pop()!) as { files: number, hydrated: number, folders: string[], refused: unknown[], versions: number, deleted: number }
   assert.deepEqual(res.refused, [])
+  assert.equal(res.deleted, 1, 'the deleted file is known (restorable), not written')
+  assert.ok(res.versions >= 2, `older versions recorded: ${res.versions}`)
   assert.equal(res.files, n)
   assert.equal(res.hydrated, n)
   assert.equal(res.folders.length, 1)
@@ -85,4 +97,15 @@ test('key-only restore: 1,000 files (Unicode names, empty files, nested) and a 2
   // Nothing else was written: no stub left, no stray file.
   const all = (await fsp.readdir(root, { recursive: true, withFileTypes: true })).filter(e => e.isFile())
   assert.equal(all.length, n)
+  // The new machine's index has the history: both versions of historie.txt, the deleted file and its version.
+  const db = new IndexDb(sb.dbx)
+  try {
+    const h = db.file(root, 'historie.txt')!
+    assert.equal((db.raw.prepare('SELECT COUNT(*) AS n FROM versions WHERE file_id = ?').get(h.id) as { n: number }).n, 2)
+    const g = db.file(root, 'gelöscht.txt')!
+    assert.equal(g.state, 'deleted')
+    assert.equal((db.raw.prepare('SELECT COUNT(*) AS n FROM versions WHERE file_id = ?').get(g.id) as { n: number }).n, 1)
+  } finally {
+    db.close()
+  }
 })

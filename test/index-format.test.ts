@@ -45,10 +45,47 @@ test('index codec: round trip; truncation, trailing bytes, dangling references a
   assert.deepEqual(back.folders, ix.folders)
   assert.throws(() => decodeIndex(buf.subarray(0, buf.length - 3)), /INDEX_INVALID: folder index.*truncated/)
   assert.throws(() => decodeIndex(Buffer.concat([buf, Buffer.from([0])])), /INDEX_INVALID: folder index: 1 bytes after END/)
-  const v2 = Buffer.from(buf); v2[4] = 2
-  assert.throws(() => decodeIndex(v2), /INDEX_INVALID: folder index: version 2 is not supported/)
+  const v3 = Buffer.from(buf); v3[4] = 3
+  assert.throws(() => decodeIndex(v3), /INDEX_INVALID: folder index: version 3 is not supported/)
   const noPeers = encodeIndex({ ...ix, peers: [] }, () => [Buffer.alloc(32, 9)])
   assert.throws(() => decodeIndex(noPeers), /names peer 0, but only 0 peers were listed/)
+})
+
+test('index v2: vectors, older versions, deleted files and device certificates round trip; v1 streams still decode; v2 records in a v1 stream are refused', () => {
+  const ix: FolderIndex = {
+    ...index(['a.txt']),
+    files: [{ folder: 0, rel: 'a.txt', state: 'hydrated', size: 0, mtimeMs: 1, stub: stubFor('a.txt'), vv: '0a1b2c3d:2', by: '0a1b2c3d' }],
+    versions: [{ folder: 0, rel: 'a.txt', createdAt: 5, device: '0a1b2c3d', stub: stubFor('a.txt') }, { folder: 0, rel: 'weg.txt', createdAt: 6, device: '', stub: stubFor('weg.txt') }],
+    deleted: [{ folder: 0, rel: 'weg.txt', deletedAt: 7, vv: '0a1b2c3d:3', by: '0a1b2c3d' }],
+    devices: [Buffer.from('a fake certificate')]
+  }
+  const back = decodeIndex(encodeIndex(ix, () => [Buffer.alloc(32, 9)]))
+  assert.deepEqual(back.files, ix.files)
+  assert.deepEqual(back.versions, ix.versions)
+  assert.deepEqual(back.deleted, ix.deleted)
+  assert.deepEqual(back.devices, ix.devices)
+  // A v1 stream (what agents before devices wrote): FILE without vector, no v2 records.
+  const v1 = encodeIndex({ ...index(['a.txt']), versions: [], deleted: [], devices: [] }, () => [Buffer.alloc(32, 9)])
+  const parts: Buffer[] = [v1.subarray(0, 5)]
+  for (let off = 5; off < v1.length;) {
+    const type = v1[off]
+    const len = v1.readUInt32BE(off + 1)
+    let body = v1.subarray(off + 5, off + 5 + len)
+    if (type === 0x03) body = body.subarray(0, body.length - 3) // v1 FILE: no vector (u16 0) or device (u8 0)
+    const hdr = Buffer.alloc(5); hdr[0] = type; hdr.writeUInt32BE(body.length, 1)
+    parts.push(hdr, body)
+    off += 5 + len
+  }
+  const old = Buffer.concat(parts); old[4] = 1
+  const o = decodeIndex(old)
+  assert.equal(o.files[0].rel, 'a.txt')
+  assert.equal(o.files[0].vv, undefined)
+  assert.deepEqual(o.versions, [])
+  const withDeleted = encodeIndex({ ...index(['a.txt']), deleted: [{ folder: 0, rel: 'x', deletedAt: 1, vv: '', by: '' }] }, () => [])
+  withDeleted[4] = 1
+  assert.throws(() => decodeIndex(withDeleted), /record type 0x3 is not allowed|truncated|trailing|0x7 is not allowed in a version 1 index/)
+  const badFolder = encodeIndex({ ...index(['a.txt']), versions: [{ folder: 3, rel: 'a.txt', createdAt: 1, device: '', stub: stubFor('a.txt') }] }, () => [])
+  assert.throws(() => decodeIndex(badFolder), /names folder 3, but only 1 folders were listed/)
 })
 
 test('index root: sealed to the owner; a forged (wrong key) or altered root is refused; the pointer codec is strict', () => {

@@ -113,5 +113,5 @@ export function brief (s: AgentStatus | null): string {
   if (s === null) return 'none'
   const peers = s.peers.map(p => `${p.short}:${p.connected ? 'c' : '-'}${p.state}/${p.score?.toFixed(2) ?? "-"}/a${p.audits.ok}-${p.audits.failed}/h${p.holdsForMe}`).join(' ')
   const files = s.folders.map(f => JSON.stringify(f.files)).join(' ')
-  return `uptime ${s.uptimeMs} ms; files ${files}; health ${JSON.stringify(s.health)}; repair ${JSON.stringify(s.repair)}; audits ${JSON.stringify(s.audits)}; peers ${peers}`
+  return `uptime ${s.uptimeMs} ms; files ${files}; health ${JSON.stringify(s.health)}; repair ${JSON.stringify(s.repair)}; audits ${JSON.stringify(s.audits)}; index ${JSON.stringify(s.index)}; peers ${peers}`
 }
