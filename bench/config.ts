@@ -1,5 +1,6 @@
-// Benchmark tunables. Each UPPER_CASE setting is read from a `--flag=value` argument, else from its
-// DUSTBOX_BENCH_* environment variable, else its default. Also splits argv into bench names and flags.
+// Benchmark tunables. Each UPPER_CASE setting is read from a `--flag=value` (or `--flag value`)
+// argument, else from its DUSTBOX_BENCH_* environment variable, else its default. Also splits argv
+// into bench names and flags.
 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,21 +19,27 @@ const SETTINGS = {
   rssSampleMs: { flag: 'rss-sample-ms', env: 'DUSTBOX_BENCH_RSS_SAMPLE_MS', def: '50' },
   hugeBytes: { flag: 'huge-bytes', env: 'DUSTBOX_BENCH_HUGE_BYTES', def: '' },
   restic: { flag: 'restic', env: 'DUSTBOX_BENCH_RESTIC', def: 'restic' },
-  profile: { flag: 'profile', env: 'DUSTBOX_BENCH_PROFILE', def: '' }
+  profile: { flag: 'profile', env: 'DUSTBOX_BENCH_PROFILE', def: '' },
+  files: { flag: 'files', env: 'DUSTBOX_BENCH_FILES', def: '' },
+  mib: { flag: 'mib', env: 'DUSTBOX_BENCH_MIB', def: '' }
 } as const satisfies Record<string, Setting>
 
 const args = process.argv.slice(2)
 const flags = new Map<string, string>()
 const unknownFlags: string[] = []
-/** Positional arguments: the names of the benches to run. */
-export const BENCH_NAMES: readonly string[] = args.filter(a => !a.startsWith('--'))
-for (const a of args) {
-  if (!a.startsWith('--')) continue
+const names: string[] = []
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]
+  if (!a.startsWith('--')) { names.push(a); continue }
   const eq = a.indexOf('=')
   const name = eq < 0 ? a.slice(2) : a.slice(2, eq)
-  if (eq < 0 || !Object.values(SETTINGS).some(s => s.flag === name)) unknownFlags.push(a)
-  else flags.set(name, a.slice(eq + 1))
+  if (!Object.values(SETTINGS).some(s => s.flag === name)) unknownFlags.push(a)
+  else if (eq >= 0) flags.set(name, a.slice(eq + 1))
+  else if (i + 1 < args.length && !args[i + 1].startsWith('--')) flags.set(name, args[++i])
+  else unknownFlags.push(a)
 }
+/** Positional arguments: the names of the benches to run. */
+export const BENCH_NAMES: readonly string[] = names
 /** Arguments that are not `--known-flag=value`; index.ts rejects them. */
 export const UNKNOWN_FLAGS: readonly string[] = unknownFlags
 
@@ -70,3 +77,7 @@ export const HUGE_BYTES = raw(SETTINGS.hugeBytes) === ''
 export const RESTIC_BIN = raw(SETTINGS.restic)
 /** When set, a directory that receives a main-thread .cpuprofile of every timed phase. */
 export const PROFILE_DIR = raw(SETTINGS.profile)
+/** Files of the multi-agent benches (restore, sync); 0 = each bench's default. */
+export const FILES = raw(SETTINGS.files) === '' ? 0 : Math.floor(num(SETTINGS.files))
+/** MiB of the big file of the restore bench; 0 = its default. */
+export const MIB = raw(SETTINGS.mib) === '' ? 0 : Math.floor(num(SETTINGS.mib))

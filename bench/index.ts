@@ -2,7 +2,7 @@
 // or every known bench when none is named. An unknown name or flag prints one USAGE line, exit 2.
 // Benches print their table to stdout and end with a one-line JSON summary; progress goes to stderr.
 
-const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'audit', 'e2e', 'repair', 'tui'] as const
+const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'audit', 'e2e', 'repair', 'tui', 'restore', 'sync'] as const
 type BenchName = typeof KNOWN[number]
 
 async function load (name: BenchName): Promise<() => Promise<void>> {
@@ -15,6 +15,8 @@ async function load (name: BenchName): Promise<() => Promise<void>> {
     case 'e2e': return (await import('./e2e.js')).runE2eBench
     case 'repair': return (await import('./repair.js')).runRepairBench
     case 'tui': return (await import('./tui.js')).runTuiBench
+    case 'restore': return (await import('./restore.js')).runRestoreBench
+    case 'sync': return (await import('./sync.js')).runSyncBench
   }
 }
 
