@@ -20,6 +20,8 @@ import { humanBytes } from './format.js'
 export const UPLOAD_BUDGET_BYTES = 96 * 1024 * 1024
 /** Attempts to place one shard (each on a different peer) before the block fails. */
 export const PUT_ATTEMPTS = 6
+/** A PUT whose connection closed waits this long for the peer's new connection before trying another peer. */
+export const REPLACE_WAIT_MS = 3_000
 export const PUT_TIMEOUT_MS = 60_000
 /** A peer that failed a PUT is not chosen again for this long. */
 export const PEER_BACKOFF_MS = 30_000
@@ -197,6 +199,16 @@ export class Placement extends EventEmitter<PlacementEvents> {
     }
   }
 
+  /** The open connection that replaced `peer`'s closed one, waiting up to REPLACE_WAIT_MS for it. */
+  private async replacement (peer: Peer, signal?: AbortSignal): Promise<Peer | undefined> {
+    const until = Date.now() + REPLACE_WAIT_MS
+    for (;;) {
+      const p = this.net.peer(peer.key)
+      if ((p !== undefined && p !== peer && p.isOpen) || Date.now() >= until || signal?.aborted === true) return p
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+
   /** Another device deletes copies of these blocks until `until` (docs/sync.md §7): do not place them before. */
   hold (ids: readonly Uint8Array[], until: number): void {
     const now = Date.now()
@@ -333,9 +345,10 @@ export class Placement extends EventEmitter<PlacementEvents> {
         if (signal?.aborted === true) throw err
         lastError = err
         const hex = peer.key.toString('hex')
-        const replaced = this.net.peer(peer.key)
+        // The connection was replaced (both sides dialled at once, or a redial): same peer, new
+        // connection. A connection closed under the PUT gets a moment for its replacement to open.
+        const replaced: Peer | undefined = (err as { code?: string }).code === 'CLOSED' ? await this.replacement(peer, signal) : this.net.peer(peer.key)
         if (replaced !== undefined && replaced !== peer && replaced.isOpen) {
-          // The connection was replaced (both sides dialled at once): same peer, new connection.
           peer = replaced
           continue
         }
