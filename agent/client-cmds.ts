@@ -48,6 +48,14 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
     io.out(`UNRECOVERABLE: ${h.unrecoverable} files have a block with fewer than ${s.redundancy.k} shards left anywhere:`)
     for (const f of s.unrecoverable) io.out(`  ${f.folder}/${f.rel} (${f.state})`)
   }
+  const sy = s.sync
+  if (sy !== undefined) {
+    const online = sy.devices.filter(d => d.online).length
+    io.out(`device ${sy.device.id} (${sy.device.name}); ${sy.devices.length === 0 ? 'no other device of this owner yet' : `other devices: ${online} of ${sy.devices.length} online (${sy.devices.map(d => `${d.id} ${d.name}`).join(', ')})`}`)
+    for (const h of sy.held) io.out(`HELD: ${h.files} of ${h.of} files of ${h.folder} were deleted at once; not sent to the other devices until "dustbox sync confirm" (or "dustbox sync revert" brings their stubs back)`)
+    if (sy.openConflicts.length > 0) io.out(`CONFLICTS: ${sy.openConflicts.length} open (the other version of each file is kept under this name):`)
+    for (const c of sy.openConflicts) io.out(`  ${c.folder}/${c.rel}`)
+  }
   for (const p of s.peers.slice(0, 50)) {
     const audit = p.lastAudit === null ? 'never audited' : `audit ${p.lastAudit.ok ? 'ok' : 'FAILED'} ${Math.round((Date.now() - p.lastAudit.at) / 1000)} s ago`
     io.out(`  peer ${p.short} ${(p.state ?? (p.connected ? 'connected' : 'offline')).padEnd(9)} holds ${humanBytes(p.holdsForMe)} of mine, I hold ${humanBytes(p.iHoldForThem)} of theirs${p.offersSpace ? '' : ', offers no space'}; score ${p.score ?? '-'}, ${audit}${p.lostWhy !== null ? ` (lost: ${p.lostWhy})` : ''}`)

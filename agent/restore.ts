@@ -76,7 +76,7 @@ export function relProblem (rel: string): string | null {
 }
 
 /** Create `rel`'s parent directories under `root`, refusing any existing component that is not a real directory (a symlink could lead out). */
-async function makeParents (root: string, rel: string): Promise<void> {
+export async function makeParents (root: string, rel: string): Promise<void> {
   const parts = rel.split('/').slice(0, -1)
   let at = root
   for (const p of parts) {

@@ -21,7 +21,7 @@ import { AgentError, AgentCodes, errorLine } from './errors.js'
 import { compareVectors, formatVector, mergeVectors, parseVector } from './version-vector.js'
 import { decodeSyncReply, decodeSyncRequest, encodeSyncReply, encodeSyncRequest, PullReplyWriter, SYNC_REPLY_TARGET, type SyncBlock, type SyncFile, type SyncReply } from './sync-codec.js'
 import { folderLabels } from './folder-index.js'
-import { relProblem } from './restore.js'
+import { makeParents, relProblem } from './restore.js'
 
 /** A change is announced to connected devices this long after it (changes close together go as one). */
 export const NOTIFY_DELAY_MS = 200
@@ -374,7 +374,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
       return
     }
     const wasHydrated = local?.state === 'hydrated' && onDisk
-    await makeParentsIn(folder, r.rel)
+    await makeParents(folder, r.rel)
     const old = await fsp.lstat(stubPath).catch(() => null)
     if (old !== null && !old.isFile()) throw new AgentError(AgentCodes.UNSAFE_PATH, `${JSON.stringify(stubPath)} exists and is not a regular file`)
     // Index first (one commit), then the stub: a stub on disk always has its version (and shards) in the index.
@@ -447,16 +447,4 @@ function certName (p: Peer): string {
 async function unlinkStub (stubPath: string): Promise<void> {
   const st = await fsp.lstat(stubPath).catch(() => null)
   if (st?.isFile() === true) await fsp.unlink(stubPath).catch(() => {})
-}
-
-/** Create the parent directories of `rel` inside `root`, refusing to go through a symlink. */
-async function makeParentsIn (root: string, rel: string): Promise<void> {
-  const parts = rel.split('/').slice(0, -1)
-  let dir = root
-  for (const p of parts) {
-    dir = join(dir, p)
-    const st = await fsp.lstat(dir).catch(() => null)
-    if (st === null) await fsp.mkdir(dir, { mode: 0o755 }).catch(err => { if ((err as { code?: string }).code !== 'EEXIST') throw err })
-    else if (!st.isDirectory()) throw new AgentError(AgentCodes.UNSAFE_PATH, `${JSON.stringify(dir)} is not a directory`)
-  }
 }

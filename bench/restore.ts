@@ -35,7 +35,7 @@ import { ControlClient } from '../agent/control-client.js'
 import type { AgentStatus } from '../agent/status.js'
 import { MB, MiB, cell, printJsonLine, round, table } from './report.js'
 import { FILES, MIB } from './config.js'
-import { listFiles, sha256File, syncDisks } from './tree.js'
+import { listFiles, prng, sha256File, syncDisks } from './tree.js'
 
 const PEERS = 6
 const SMALL_MIN = 1024
@@ -55,17 +55,6 @@ const log = (s: string): void => { process.stderr.write(`# ${s}\n`) }
 
 // ---- the data ---------------------------------------------------------------------------------
 
-/** Deterministic sizes and names (mulberry32). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const TOP = ['Ünïcödé', '日本語のフォルダ', 'émoji 🎉', 'Ελληνικά', 'plain', 'space name', 'Кириллица']
 const MID = ['Fotos 2024', 'Übersicht', 'données', '写真']

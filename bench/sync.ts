@@ -30,6 +30,7 @@ import { ControlClient } from '../agent/control-client.js'
 import { createDeviceKey } from '../agent/device.js'
 import { MiB, cell, printJsonLine, round, table } from './report.js'
 import { FILES } from './config.js'
+import { prng } from './tree.js'
 
 const PEERS = 6
 const FOLDER = 'Sync'
@@ -92,17 +93,6 @@ function median (xs: number[]): number {
   return n === 0 ? NaN : n % 2 === 1 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
 }
 
-/** Deterministic sizes (mulberry32). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** .f stubs under dir (recursively); 0 while dir does not exist. */
 async function countStubs (dir: string): Promise<number> {

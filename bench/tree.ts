@@ -68,3 +68,15 @@ export async function freeBytes (dir: string): Promise<number> {
 export function syncDisks (): void {
   try { execFileSync('sync', { stdio: 'ignore' }) } catch {}
 }
+
+/** A deterministic pseudo-random stream in [0, 1) (mulberry32): sizes and names of bench trees. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

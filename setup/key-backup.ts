@@ -143,7 +143,8 @@ export async function readPassphraseFile (path: string, minChars = MIN_PASSPHRAS
   return passphraseBytes(text, `passphrase file ${JSON.stringify(path)}`, minChars)
 }
 
-async function readBounded (path: string, max: number, what: string, code: typeof SetupCodes.BACKUP_INVALID | typeof SetupCodes.PASSPHRASE_INVALID): Promise<Uint8Array> {
+/** Read a small file whole, bounded: errors name it as `what` with `code`. */
+export async function readBounded (path: string, max: number, what: string, code: typeof SetupCodes.BACKUP_INVALID | typeof SetupCodes.PASSPHRASE_INVALID): Promise<Uint8Array> {
   let fh: fsp.FileHandle
   try {
     fh = await fsp.open(path, 'r')
@@ -174,4 +175,31 @@ async function readBounded (path: string, max: number, what: string, code: typeo
   } finally {
     await fh.close()
   }
+}
+
+/** Times a new passphrase is asked (twice each: it must match) before giving up. */
+export const MAX_PASSPHRASE_ATTEMPTS = 3
+
+/**
+ * A new passphrase, asked twice with echo off until both match (at most MAX_PASSPHRASE_ATTEMPTS
+ * times): what `dustbox setup` and `dustbox key export` ask.
+ */
+export async function askNewPassphrase (p: { askSecret: (q: string) => Promise<string>, say: (line: string) => void }, minChars = MIN_PASSPHRASE_CHARS): Promise<Uint8Array> {
+  let last: unknown
+  for (let i = 0; i < MAX_PASSPHRASE_ATTEMPTS; i++) {
+    let first: Uint8Array
+    try { first = passphraseBytes(await p.askSecret('Passphrase'), 'passphrase', minChars) } catch (err) {
+      if (!(err instanceof SetupError) || err.code === SetupCodes.INPUT_ENDED) throw err
+      last = err
+      p.say(`  ${err.message}`)
+      continue
+    }
+    const again = Buffer.from((await p.askSecret('Same passphrase again')).normalize('NFC'), 'utf8')
+    if (Buffer.from(first).equals(again)) { again.fill(0); return first }
+    first.fill(0)
+    again.fill(0)
+    last = new SetupError(SetupCodes.PASSPHRASE_INVALID, 'the two passphrases differ')
+    if (i < MAX_PASSPHRASE_ATTEMPTS - 1) p.say('  the two passphrases differ; try again')
+  }
+  throw last
 }

@@ -19,7 +19,8 @@ import { writeFileAtomic } from '../stubs/fsutil.js'
 import { createDeviceKey } from '../agent/device.js'
 import { SetupError, SetupCodes, fileError } from './errors.js'
 import {
-  DEFAULT_KDF, KEY_BACKUP_FILE, MIN_PASSPHRASE_CHARS, openKeyBackup, passphraseBytes, readPassphraseFile, sealKeyBackup
+  DEFAULT_KDF, KEY_BACKUP_FILE, MIN_PASSPHRASE_CHARS, MAX_PASSPHRASE_ATTEMPTS, askNewPassphrase, openKeyBackup, passphraseBytes, readBounded,
+  readPassphraseFile, sealKeyBackup
 } from './key-backup.js'
 import { decodeKeyBackup, KEY_BACKUP_MAGIC } from './key-backup-format.js'
 import { decodePrintable, encodePrintable, looksPrintable, PrintableReader, MAX_PRINTABLE_TEXT_BYTES } from './printable-key.js'
@@ -27,7 +28,7 @@ import { Prompter } from './prompts.js'
 import { runningAgent } from './ports.js'
 
 /** Passphrase prompts before giving up (export: pairs that must match; import: wrong passphrases). */
-export const MAX_PASSPHRASE_ATTEMPTS = 3
+export { MAX_PASSPHRASE_ATTEMPTS }
 /** Times a terminal user may retype one printable line. */
 export const MAX_LINE_ATTEMPTS = 5
 /** Input lines read from stdin for one printable backup (blank and '#' lines included). */
@@ -177,25 +178,9 @@ async function writeNew (path: string, bytes: Uint8Array, force: boolean): Promi
 async function newPassphrase (asker: Asker): Promise<Uint8Array> {
   const p = asker.prompter
   if (asker.terminal) asker.say(`The key backup is sealed with a passphrase: at least ${MIN_PASSPHRASE_CHARS} characters; nothing you type is shown.`)
-  let last: unknown
   try {
-    for (let i = 0; i < MAX_PASSPHRASE_ATTEMPTS; i++) {
-      let first: Uint8Array
-      try { first = passphraseBytes(await p.askSecret('Passphrase'), 'passphrase') } catch (err) {
-        if (!(err instanceof SetupError) || err.code === SetupCodes.INPUT_ENDED) throw err
-        last = err
-        asker.say(`  ${strip(err)}`)
-        continue
-      }
-      const again = Buffer.from((await p.askSecret('Same passphrase again')).normalize('NFC'), 'utf8')
-      if (Buffer.from(first).equals(again)) { again.fill(0); return first }
-      first.fill(0)
-      again.fill(0)
-      last = new SetupError(SetupCodes.PASSPHRASE_INVALID, 'the two passphrases differ')
-      if (i < MAX_PASSPHRASE_ATTEMPTS - 1) asker.say('  the two passphrases differ; try again')
-    }
+    return await askNewPassphrase({ askSecret: async q => await p.askSecret(q), say: line => asker.say(line) })
   } catch (err) { throw ended(err, 'the passphrase was given (use --passphrase-file FILE to script it)') }
-  throw last
 }
 
 // ---- import ----
@@ -324,7 +309,7 @@ async function readSource (file: string, stdinAnswers: boolean, asker: Asker): P
     return { bytes: parseBackup(await readStdin(MAX_IMPORT_BYTES), 'stdin'), name: 'stdin' }
   }
   const path = resolve(file)
-  return { bytes: parseBackup(await readBounded(path, MAX_IMPORT_BYTES), path), name: path }
+  return { bytes: parseBackup(await readBounded(path, MAX_IMPORT_BYTES, 'key backup', SetupCodes.BACKUP_INVALID), path), name: path }
 }
 
 /** Auto-detect: the binary file starts with "DUSTKEY\n"; the printable form with "dustbox key backup". */
@@ -400,30 +385,6 @@ async function readStdin (max: number): Promise<Uint8Array> {
   return Buffer.concat(chunks)
 }
 
-async function readBounded (path: string, max: number): Promise<Uint8Array> {
-  let fh: fsp.FileHandle
-  try { fh = await fsp.open(path, 'r') } catch (err) {
-    const c = (err as NodeJS.ErrnoException).code
-    throw new SetupError(SetupCodes.BACKUP_INVALID, `key backup ${JSON.stringify(path)} ${c === 'ENOENT' ? 'does not exist' : c === 'EACCES' ? 'is not readable (permission denied)' : `cannot be opened (${c ?? strip(err)})`}`)
-  }
-  try {
-    const st = await fh.stat()
-    if (!st.isFile()) throw new SetupError(SetupCodes.BACKUP_INVALID, `key backup ${JSON.stringify(path)} is not a regular file`)
-    if (st.size === 0) throw new SetupError(SetupCodes.BACKUP_INVALID, `key backup ${JSON.stringify(path)} is empty`)
-    if (st.size > max) throw new SetupError(SetupCodes.BACKUP_INVALID, `${JSON.stringify(path)} is larger than ${max} bytes: not a key backup`)
-    const buf = Buffer.alloc(max + 1)
-    let n = 0
-    for (let i = 0; i < 64 && n <= max; i++) {
-      const { bytesRead } = await fh.read(buf, n, buf.byteLength - n, n)
-      if (bytesRead === 0) break
-      n += bytesRead
-    }
-    if (n > max) throw new SetupError(SetupCodes.BACKUP_INVALID, `${JSON.stringify(path)} is larger than ${max} bytes: not a key backup`)
-    return Uint8Array.from(buf.subarray(0, n))
-  } finally {
-    await fh.close()
-  }
-}
 
 // ---- show ----
 

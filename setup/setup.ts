@@ -18,8 +18,8 @@ import { userDirs, type UserDirs, type WriteResult } from './files.js'
 import { checkFolder, completePath, readMountinfo, type FolderContext } from './folders.js'
 import { DEFAULT_SETUP_PORT, agentPorts, checkPortsFree, parsePortAnswer, runningAgent } from './ports.js'
 import {
-  DEFAULT_KDF, KEY_BACKUP_FILE, MIN_PASSPHRASE_CHARS, openKeyBackup, passphraseBytes, readKeyBackupFile, readPassphraseFile,
-  sealKeyBackup, writeKeyBackupFile, type KdfParams
+  DEFAULT_KDF, KEY_BACKUP_FILE, MIN_PASSPHRASE_CHARS, MAX_PASSPHRASE_ATTEMPTS, askNewPassphrase, openKeyBackup, passphraseBytes, readKeyBackupFile,
+  readPassphraseFile, sealKeyBackup, writeKeyBackupFile, type KdfParams
 } from './key-backup.js'
 import { Prompter } from './prompts.js'
 import { installService, systemdUnitText, type ServiceReport, type ServiceSpec } from './service.js'
@@ -33,7 +33,7 @@ export const MAX_DONATE = 1024 ** 5
 export const DEFAULT_MAP_PORT = true
 /** Wrong answers tolerated per question before giving up. */
 export const MAX_ATTEMPTS = 5
-export const MAX_PASSPHRASE_ATTEMPTS = 3
+export { MAX_PASSPHRASE_ATTEMPTS }
 /** bin/dustbox.js, which the service and the desktop entry run. */
 export const DUSTBOX_BIN = fileURLToPath(new URL('../../bin/dustbox.js', import.meta.url))
 
@@ -377,23 +377,7 @@ export class Setup {
     const min = this.o.minPassphraseChars ?? MIN_PASSPHRASE_CHARS
     p.say(`Your key backup (${backupPath}) is sealed with a passphrase: at least ${min} characters; nothing you type is shown.`)
     p.say('Without the backup and this passphrase, your data cannot be recovered if this computer is lost.')
-    let last: unknown
-    for (let i = 0; i < MAX_PASSPHRASE_ATTEMPTS; i++) {
-      let first: Uint8Array
-      try { first = passphraseBytes(await p.askSecret('Passphrase'), 'passphrase', min) } catch (err) {
-        if (!(err instanceof SetupError) || err.code === SetupCodes.INPUT_ENDED) throw err
-        last = err
-        p.say(`  ${err.message}`)
-        continue
-      }
-      const again = Buffer.from((await p.askSecret('Same passphrase again')).normalize('NFC'), 'utf8')
-      if (Buffer.from(first).equals(again)) { again.fill(0); return first }
-      first.fill(0)
-      again.fill(0)
-      last = new SetupError(SetupCodes.PASSPHRASE_INVALID, 'the two passphrases differ')
-      p.say('  the two passphrases differ; try again')
-    }
-    throw last
+    return await askNewPassphrase(p, min)
   }
 
   /** Open a backup being imported: the passphrase from the file, else asked (a few tries). */

@@ -11,7 +11,8 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { testSwarm, stubbedCount, brief } from './helpers/agent-swarm.js'
-import { agentStatus, sleep, type SwarmChild } from '../agent/swarm.js'
+import { BIN, agentStatus, sleep, type SwarmChild } from '../agent/swarm.js'
+import { spawnSync } from 'node:child_process'
 import { ControlClient } from '../agent/control-client.js'
 import { createDeviceKey } from '../agent/device.js'
 import type { AgentStatus } from '../agent/status.js'
@@ -145,6 +146,10 @@ test('two devices of one owner converge: add, change, rename, delete, offline ca
       const [x, y] = [await agentStatus(homeA), await agentStatus(homeB)]
       return x.sync!.openConflicts.some(c => c.rel === conflictName) && y.sync!.openConflicts.some(c => c.rel === conflictName)
     }, 30_000, stB)
+    const cli = spawnSync(process.execPath, [BIN, '--home', homeB, 'status'], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.match(cli.stdout, /CONFLICTS: 1 open/)
+    assert.ok(cli.stdout.includes(conflictName), cli.stdout)
   })
 
   await t.test('a mass deletion is held, reverted, then confirmed', async () => {
@@ -153,6 +158,9 @@ test('two devices of one owner converge: add, change, rename, delete, offline ca
     await drop()
     let held: AgentStatus['sync'] | undefined
     await until('A holds the deletions', async () => { held = (await agentStatus(homeA)).sync; return held!.held.length === 1 && held!.held[0].files === 8 }, 30_000, stA)
+    const cli = spawnSync(process.execPath, [BIN, '--home', homeA, 'sync'], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(cli.status, 0, cli.stderr)
+    assert.match(cli.stdout, /HELD: 8 of \d+ files of .*Sync ü deleted at once/)
     await sleep(3000)
     for (const r of gone) assert.ok(await exists(join(B, r + '.f')), `${r} must still be on B while held`)
     const rev = await call<{ reverted: number }>(homeA, 'sync', { action: 'revert' })
