@@ -85,3 +85,44 @@ test('the dashboard shows held deletions first, conflicts and devices, and turns
   assert.match(line, /devices 1\/1 online/)
   assert.equal(healthLevel(s), 'bad')
 })
+
+test('hostile sync records: "../", absolute paths, names too long, a foreign or renamed stub are refused by name; nothing is written outside the folder', async (t) => {
+  const { promises: fsp } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tempDir } = await import('./helpers/fixtures.js')
+  const { IndexDb } = await import('../agent/index-db.js')
+  const { DeviceSync } = await import('../agent/sync.js')
+  const { loadCrypto } = await import('../stubs/crypto.js')
+  const { deriveKeys } = await import('../stubs/keys.js')
+  const { encodeStub } = await import('../stubs/stub-format.js')
+  const { DEFAULT_CHUNKER } = await import('../stubs/chunker.js')
+  const crypto = await loadCrypto()
+  const keys = deriveKeys(crypto, Buffer.alloc(32, 7))
+  const other = deriveKeys(crypto, Buffer.alloc(32, 8))
+  const stubFor = (name: string, k = keys): Buffer => encodeStub(crypto, k.stubMac, { owner: k.ownerId, name, size: 0, mode: 0o644, mtimeNs: 1_700_000_000_000_000_000n, hash: Buffer.alloc(32, 1), chunker: DEFAULT_CHUNKER, blocks: [] }, name + '.f')
+  const dir = await tempDir(t, 'dustbox-sync-hostile-')
+  const folder = join(dir, 'inside', 'Sync ü')
+  await fsp.mkdir(folder, { recursive: true })
+  await fsp.mkdir(join(dir, 'home-state'))
+  const db = new IndexDb(join(dir, 'home-state'))
+  t.after(() => db.close())
+  db.addFolder(folder)
+  const net = { on: () => {}, peers: () => [] } as never
+  const sync = new DeviceSync({ db, net, crypto, keys, device: { id: '0a1b2c3d', key: Buffer.alloc(32, 1), name: 'test' }, folders: () => [folder], busy: () => false, ingest: () => {}, open: async () => {}, hold: () => {}, placing: () => false })
+  const rec = (rel: string, stub: Buffer, label = 'Sync ü'): Parameters<typeof sync.apply>[0] => ({ label, rel, vv: '9f8e7d6c:1', by: '9f8e7d6c', deleted: false, mtimeMs: 1, size: 0, stub })
+  const cases: Array<[string, Parameters<typeof sync.apply>[0], RegExp]> = [
+    ['dot-dot', rec('../../escape.txt', stubFor('escape.txt')), /UNSAFE_PATH: path leaves its folder/],
+    ['absolute', rec('/etc/passwd', stubFor('passwd')), /UNSAFE_PATH: absolute path/],
+    ['too long', rec('x'.repeat(300) + '.txt', stubFor('x'.repeat(300) + '.txt')), /UNSAFE_PATH: .*name too long for the file system/],
+    ['foreign stub', rec('fremd.txt', stubFor('fremd.txt', other)), /STUB_(FOREIGN|INVALID)/],
+    ['stub for another name', rec('a.txt', stubFor('b.txt')), /SYNC_INVALID: its stub is for "b.txt", not this name/]
+  ]
+  for (const [what, r, re] of cases) await assert.rejects(sync.apply(r, 'device 9f8e7d6c'), re, what)
+  assert.equal(await sync.apply(rec('other folder.txt', stubFor('other folder.txt'), 'Not synced here'), 'device 9f8e7d6c'), true, 'a folder this device does not sync is ignored')
+  // A good record is applied: the stub is written inside the folder, and nothing anywhere else.
+  assert.equal(await sync.apply(rec('neu ✓.txt', stubFor('neu ✓.txt')), 'device 9f8e7d6c'), true)
+  const all = (await fsp.readdir(dir, { recursive: true })).map(String).filter(p => !p.startsWith('home-state'))
+  assert.deepEqual(all.sort(), ['inside', join('inside', 'Sync ü'), join('inside', 'Sync ü', 'neu ✓.txt.f')].sort())
+  assert.equal(db.file(folder, 'neu ✓.txt')?.state, 'stubbed')
+  sync.close()
+})
