@@ -3,7 +3,8 @@
 
 import { networkInterfaces } from 'node:os'
 import { AgentError, AgentCodes } from './errors.js'
-import type { Agent } from './agent.js'
+import { MAX_FILES_PAGE, type Agent } from './agent.js'
+import type { FileRow } from './index-db.js'
 
 export function wireControl (a: Agent): void {
   const s = a.control
@@ -13,7 +14,7 @@ export function wireControl (a: Agent): void {
     return v
   }
   s.handle('status', async () => a.status())
-  s.handle('files', async p => a.files(p))
+  s.handle('files', async p => filesPage(a, p))
   s.handle('open', async (p, ctx) => await a.open(str(p, 'path'), ctx.signal))
   s.handle('pin', async p => await a.pin(str(p, 'path')))
   s.handle('unpin', async p => a.unpin(str(p, 'path')))
@@ -59,4 +60,18 @@ export function pick (o: Readonly<Record<string, number>>, names: string[], rena
     if (v !== undefined) out[n] = v
   }
   return out
+}
+
+/** A page of watched files for the dashboard: `{folder?, filter?, offset?, limit?}`. */
+export function filesPage (a: Agent, p: Record<string, unknown>): { total: number, offset: number, rows: Array<Pick<FileRow, 'folder' | 'rel' | 'state' | 'size' | 'pinned' | 'error'>> } {
+  const folder = p.folder
+  const filter = p.filter
+  const offset = p.offset ?? 0
+  const limit = p.limit ?? 100
+  if (folder !== undefined && (typeof folder !== 'string' || !a.config.folders.includes(folder))) throw new AgentError(AgentCodes.NOT_WATCHED, `"folder" ${JSON.stringify(String(folder).slice(0, 200))} is not a watched folder`)
+  if (filter !== undefined && (typeof filter !== 'string' || filter.length > 1024)) throw new AgentError(AgentCodes.BAD_PARAMS, '"filter" must be a string of at most 1024 characters')
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new AgentError(AgentCodes.BAD_PARAMS, '"offset" must be a non-negative integer')
+  if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_FILES_PAGE) throw new AgentError(AgentCodes.BAD_PARAMS, `"limit" must be an integer from 1 to ${MAX_FILES_PAGE}`)
+  const r = a.db.listFiles({ folder: folder as string | undefined, filter: filter as string | undefined, offset: offset as number, limit: limit as number })
+  return { total: r.total, offset: offset as number, rows: r.rows.map(f => ({ folder: f.folder, rel: f.rel, state: f.state, size: f.size, pinned: f.pinned, error: f.error })) }
 }

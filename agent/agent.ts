@@ -34,7 +34,6 @@ import { AgentError, AgentCodes, errorLine } from './errors.js'
 import { buildStatus, type AgentStatus, type HealthStatus } from './status.js'
 import { Activity } from './activity.js'
 import { wireControl, isOwnAddress, pick } from './agent-control.js'
-import type { FileRow } from './index-db.js'
 
 export const STORE_DIR = 'donated'
 /** How often hydrated files are checked for eviction (at most; a quarter of --evict-after when shorter). */
@@ -341,10 +340,14 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async reconcile (w: FolderWatcher): Promise<void> {
     const c = this.config
+    const unfinished: Array<{ folder: string, rel: string }> = []
     for (const state of ['uploading', 'pending', 'failed', 'waiting'] as const) {
       for (const row of this.db.filesByState(state)) {
         const path = join(row.folder, row.rel)
-        if (c.folders.includes(row.folder)) this.queue.add(row.folder, path)
+        if (!c.folders.includes(row.folder)) continue
+        // A file gone since is left to the walk: its stub may be there (a crash after the stub replaced it).
+        if (await fsp.lstat(path).then(() => true, () => false)) this.queue.add(row.folder, path)
+        else unfinished.push({ folder: row.folder, rel: row.rel })
       }
     }
     for (const folder of c.folders) {
@@ -355,7 +358,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (f.stub) {
           const target = join(dirname(rel), targetNameFor(basename(rel), basename(rel).slice(0, -2)))
           seen.add(target)
-          if (this.db.file(folder, target) === null) await this.sync.stubAppeared(folder, f.path)
+          const known = this.db.file(folder, target)
+          if (known === null || (known.state !== 'stubbed' && known.state !== 'hydrated')) await this.sync.stubAppeared(folder, f.path)
           continue
         }
         seen.add(rel)
@@ -364,6 +368,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       if (this.closePromise !== null) return
       await this.sync.missing(folder, seen)
+    }
+    // Unfinished work whose file and stub are both gone: deleted while the agent was off.
+    for (const u of unfinished) {
+      const row = this.db.file(u.folder, u.rel)
+      if (row !== null && row.state !== 'stubbed' && row.state !== 'hydrated') await this.sync.removed(u.folder, join(u.folder, u.rel))
     }
   }
 
@@ -536,22 +545,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     const total = this.repair.check().unrecoverable
     return { audited, repair: this.repair.status(), unrecoverable: this.repair.unrecoverable(10_000), unrecoverableTotal: total }
   }
-
-  /** A page of watched files for the dashboard: `{folder?, filter?, offset?, limit?}`. */
-  files (p: Record<string, unknown>): { total: number, offset: number, rows: Array<Pick<FileRow, 'folder' | 'rel' | 'state' | 'size' | 'pinned' | 'error'>> } {
-    const folder = p.folder
-    const filter = p.filter
-    const offset = p.offset ?? 0
-    const limit = p.limit ?? 100
-    if (folder !== undefined && (typeof folder !== 'string' || !this.config.folders.includes(folder))) throw new AgentError(AgentCodes.NOT_WATCHED, `"folder" ${JSON.stringify(String(folder).slice(0, 200))} is not a watched folder`)
-    if (filter !== undefined && (typeof filter !== 'string' || filter.length > 1024)) throw new AgentError(AgentCodes.BAD_PARAMS, '"filter" must be a string of at most 1024 characters')
-    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new AgentError(AgentCodes.BAD_PARAMS, '"offset" must be a non-negative integer')
-    if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_FILES_PAGE) throw new AgentError(AgentCodes.BAD_PARAMS, `"limit" must be an integer from 1 to ${MAX_FILES_PAGE}`)
-    const r = this.db.listFiles({ folder: folder as string | undefined, filter: filter as string | undefined, offset: offset as number, limit: limit as number })
-    return { total: r.total, offset: offset as number, rows: r.rows.map(f => ({ folder: f.folder, rel: f.rel, state: f.state, size: f.size, pinned: f.pinned, error: f.error })) }
-  }
-
-
 
   /** Ask the process running this agent to stop (what the `stop` control call does). */
   requestStop (): void {

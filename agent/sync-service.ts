@@ -92,7 +92,8 @@ export class SyncService {
     const target = join(dirname(stubPath), targetNameFor(name, name.slice(0, -2)))
     const rel = relative(folder, target)
     const row = this.a.db.file(folder, rel)
-    if (row !== null && row.state !== 'deleted' && row.state !== 'removed') return
+    if (row !== null && (row.state === 'stubbed' || row.state === 'hydrated')) return
+    if (row !== null && this.a.queue.busy(target)) return // being stubbed right now
     if (await exists(target)) return
     const st = await fsp.lstat(stubPath).catch(() => null)
     if (st === null || !st.isFile() || st.size > MAX_STUB_FILE) return
@@ -102,6 +103,16 @@ export class SyncService {
       s = decodeStub(crypto, await fsp.readFile(stubPath), { ownerId: keys.ownerId, macKey: keys.stubMac }, stubPath)
     } catch {
       return // not a stub of this owner: left alone
+    }
+    if (row !== null && row.state !== 'deleted' && row.state !== 'removed') {
+      // An ingest stopped (a crash) after its stub replaced the file but before the index said so:
+      // the version is recorded and placed; only the state is behind.
+      const v = row.versionId === null ? null : this.a.db.version(row.versionId)
+      if (v === null || !v.hash.equals(Buffer.from(s.hash))) return
+      this.a.db.setState(row.id, 'stubbed')
+      this.sync.localVersion(row.id)
+      this.a.emit('file', { folder, path: target, rel, state: 'stubbed', size: s.size })
+      return
     }
     if (s.blocks.some(b => this.a.db.block(b.id) === null)) return
     const bytes = s.name === basename(target) ? await fsp.readFile(stubPath) : encodeStub(crypto, keys.stubMac, { ...s, name: basename(target) }, name)
@@ -116,7 +127,7 @@ export class SyncService {
 
   private async stillGone (fileId: number): Promise<boolean> {
     const row = this.a.db.fileById(fileId)
-    if (row === null || (row.state !== 'stubbed' && row.state !== 'hydrated')) return false
+    if (row === null || row.state === 'deleted' || row.state === 'removed') return false
     const target = join(row.folder, row.rel)
     return !(await exists(target)) && !(await exists(join(dirname(target), stubNameFor(basename(target)))))
   }
