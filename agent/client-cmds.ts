@@ -34,6 +34,8 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
   const connected = s.peers.filter(p => p.connected)
   io.out(`agent ${s.identity.slice(0, 16)}…  up ${Math.round(s.uptimeMs / 1000)} s  ${s.host}:${s.port}  DHT udp ${s.dhtPort} (${s.dht.nodes} nodes)`)
   io.out(`redundancy ${s.redundancy.k}+${s.redundancy.m}  peers ${connected.length} connected, ${connected.filter(p => p.offersSpace).length} offering space`)
+  const r = s.reachability
+  if (r !== undefined) io.out(`reachability: ${r.natType === 'unknown' ? 'not known yet (no peer over uTP)' : r.natType === 'open' ? 'reachable directly' : `behind a NAT (${r.natType})`}${r.publicAddress !== null ? `, seen at ${r.publicAddress.host}:${r.publicAddress.port}` : ''} by ${r.observers} peers on ${r.observerHosts} hosts`)
   for (const f of s.folders) {
     const parts = Object.entries(f.files).map(([state, n]) => `${n} ${state}`)
     io.out(`folder ${f.path}: ${parts.length === 0 ? 'no files yet' : parts.join(', ')}`)

@@ -55,11 +55,14 @@ export interface FolderStatus {
 }
 
 import type { SyncServiceStatus } from './sync-service.js'
+import type { Reachability } from '../net/index.js'
 
 export interface AgentStatus {
   readonly version: 1
   /** This device and the owner's other devices, conflicts, held deletions, the last collection (docs/sync.md). */
   readonly sync?: SyncServiceStatus
+  /** What peers say of this node's reachability: NAT type, public address (docs/reachability.md). */
+  readonly reachability?: Reachability
   readonly identity: string
   readonly home: string
   readonly uptimeMs: number
@@ -158,6 +161,7 @@ export function buildStatus (a: Agent): AgentStatus {
     index: a.index.status(),
     audits: { rounds: a.auditor.rounds, challenges: a.auditor.challenges, wireBytes: a.auditor.wireBytes },
     unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : [],
-    sync: a.sync.status()
+    sync: a.sync.status(),
+    reachability: a.net.reachability()
   }
 }

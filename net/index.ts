@@ -12,3 +12,4 @@ export { MAX_SHARD_BYTES, MAX_FRAME_BYTES, MAX_DEVICE_BYTES, MAX_KEEP_POINTER_BY
 export { signDeviceCert, decodeDeviceCert, verifyDeviceCert, MAX_DEVICE_NAME_BYTES, type DeviceCert } from './device-cert.js'
 export type { DeviceHandler, KeepPointerHandler } from './device-service.js'
 export type { Transport, TransportName, Endpoint, RawConnection } from './transport.js'
+export { NatObserver, NatTypes, classify, type NatType, type Reachability, type Observation } from './nat-observer.js'

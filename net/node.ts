@@ -24,6 +24,8 @@ import { WireErrorCodes } from './errors.js'
 import type { Endpoint, RawConnection, Transport, TransportName } from './transport.js'
 import { UtpTransport } from './transport-utp.js'
 import { TcpTransport } from './transport-tcp.js'
+import { NatObserver, type Reachability } from './nat-observer.js'
+import { networkInterfaces } from 'node:os'
 
 export const MAX_CONNECTIONS = 256
 /** A peer that sent bad input is refused for this long (by identity; addresses are not trusted). */
@@ -117,6 +119,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private readonly staticKey: X25519KeyPair
   private readonly transports = new Map<TransportName, Transport>()
   private readonly ports = { utp: 0, tcp: 0 }
+  /** Where peers see this node's uTP socket from (docs/reachability.md §2). */
+  readonly nat = new NatObserver(() => ({ hosts: localHosts(this.opts.host), port: this.ports.utp }))
   private readonly budget: RecvBudget
   private readonly service: StorageService
   private readonly byKey = new Map<string, Peer>()
@@ -374,8 +378,19 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       if (this.byKey.get(keyHex) === peer) this.byKey.delete(keyHex)
       this.emit('peer-close', peer, err)
     })
+    if (peer.transport === 'utp') {
+      // Over uTP the peer sees this node's one UDP socket: its HELLO says at which public address.
+      const seen = (h: { observed: { host: string, port: number } | null }): void => { if (h.observed !== null) this.nat.observe(keyHex, peer.remote.host, h.observed.host, h.observed.port) }
+      if (peer.hello !== null) seen(peer.hello)
+      else peer.once('hello', seen)
+    }
     this.emit('peer', peer)
     return peer
+  }
+
+  /** What the peers say of this node's reachability: NAT type and public address (docs/reachability.md). */
+  reachability (): Reachability {
+    return this.nat.status()
   }
 
   // ------------------------------------------------------------------------------------ outbound
@@ -495,4 +510,11 @@ function pickError (errors: unknown[], what: string): NetError {
   const best = [...errors].sort((a, b) => rank(a) - rank(b))[0]
   if (best instanceof NetError) return best
   return new NetError(NetCodes.CONNECT_FAILED, `${what}: ${String((best as Error)?.message ?? best)}`)
+}
+
+/** This machine's own addresses (the bound one and every interface's). */
+function localHosts (bound: string | undefined): string[] {
+  const out = new Set<string>(bound !== undefined && bound !== '0.0.0.0' && bound !== '::' ? [bound] : [])
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) out.add(i.address)
+  return [...out]
 }

@@ -1,0 +1,73 @@
+// What a node learns of its own reachability (docs/reachability.md §2): the classification of what
+// peers report (open, behind a NAT, endpoint-independent or symmetric mapping, a lying minority),
+// bounded hostile input, and real nodes over uTP on 127.0.0.1 that find themselves reachable as is.
+
+import test, { type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import sodium from 'sodium-native'
+import { NetNode } from '../net/index.js'
+import { NatObserver, classify, MAX_OBSERVATIONS, type Observation } from '../net/nat-observer.js'
+import { tempDir } from './helpers/fixtures.js'
+
+const key = (i: number): string => i.toString(16).padStart(64, '0')
+const ob = (i: number, from: string, host: string, port: number): Observation => ({ by: key(i), from, host, port, at: Date.now() })
+const local = { hosts: ['192.168.1.5', '127.0.0.1'], port: 4000 }
+
+test('classification: unknown, open, NAT on one observer host, endpoint-independent, symmetric; a lying minority cannot flip it', () => {
+  assert.equal(classify([], local).natType, 'unknown')
+  const open = classify([ob(1, '1.1.1.1', '192.168.1.5', 4000), ob(2, '2.2.2.2', '192.168.1.5', 4000)], local)
+  assert.equal(open.natType, 'open')
+  assert.deepEqual(open.publicAddress, { host: '192.168.1.5', port: 4000 })
+  assert.equal(classify([ob(1, '1.1.1.1', '203.0.113.7', 51000)], local).natType, 'nat')
+  const eim = classify([ob(1, '1.1.1.1', '203.0.113.7', 51000), ob(2, '2.2.2.2', '203.0.113.7', 51000), ob(3, '3.3.3.3', '203.0.113.7', 51000)], local)
+  assert.equal(eim.natType, 'endpoint-independent')
+  assert.deepEqual(eim.publicAddress, { host: '203.0.113.7', port: 51000 })
+  assert.equal(eim.mappedPorts, 1)
+  assert.equal(eim.observerHosts, 3)
+  const sym = classify([ob(1, '1.1.1.1', '203.0.113.7', 51000), ob(2, '2.2.2.2', '203.0.113.7', 51001), ob(3, '3.3.3.3', '203.0.113.7', 51002)], local)
+  assert.equal(sym.natType, 'symmetric')
+  assert.equal(sym.mappedPorts, 3)
+  // One liar among four: still endpoint-independent at the majority's address.
+  const lie = classify([ob(1, '1.1.1.1', '203.0.113.7', 51000), ob(2, '2.2.2.2', '203.0.113.7', 51000), ob(3, '3.3.3.3', '203.0.113.7', 51000), ob(4, '4.4.4.4', '198.51.100.1', 9)], local)
+  assert.equal(lie.natType, 'endpoint-independent')
+  assert.deepEqual(lie.publicAddress, { host: '203.0.113.7', port: 51000 })
+})
+
+test('observations are hostile input: invalid ones are ignored, one per peer, at most MAX_OBSERVATIONS', () => {
+  const o = new NatObserver(() => local)
+  o.observe(key(1), '1.1.1.1', 'not-an-ip', 5)
+  o.observe(key(1), '1.1.1.1', '203.0.113.7', 0)
+  o.observe(key(1), '1.1.1.1', '203.0.113.7', 70000)
+  o.observe('zz', '1.1.1.1', '203.0.113.7', 5)
+  o.observe(key(1), '1.1.1.1', { toString: () => '1.2.3.4' }, 5)
+  assert.equal(o.observations().length, 0)
+  o.observe(key(1), '1.1.1.1', '203.0.113.7', 5)
+  o.observe(key(1), '1.1.1.1', '203.0.113.7', 6)
+  assert.equal(o.observations().length, 1)
+  assert.equal(o.observations()[0].port, 6)
+  for (let i = 0; i < 200; i++) o.observe(key(1000 + i), `10.0.${i >> 8}.${i & 255}`, '203.0.113.7', 6)
+  assert.equal(o.observations().length, MAX_OBSERVATIONS)
+})
+
+async function node (t: TestContext): Promise<NetNode> {
+  const pk = Buffer.alloc(32)
+  const sk = Buffer.alloc(64)
+  sodium.crypto_sign_keypair(pk, sk)
+  const n = new NetNode({ identity: { publicKey: pk, secretKey: sk }, host: '127.0.0.1', transports: ['utp'], stateDir: await tempDir(t, 'dustbox-nat-'), store: null, banMs: 0 })
+  await n.ready()
+  t.after(async () => { await n.close() })
+  return n
+}
+
+test('real nodes over uTP on 127.0.0.1: peers report where they see the socket, and the node finds itself reachable', async (t) => {
+  const [a, b, c] = [await node(t), await node(t), await node(t)]
+  assert.equal(a.reachability().natType, 'unknown')
+  await a.connect({ host: '127.0.0.1', port: b.port }, { expect: b.key })
+  await c.connect({ host: '127.0.0.1', port: a.port }, { expect: a.key })
+  const deadline = Date.now() + 10_000
+  while (a.reachability().observers < 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  const r = a.reachability()
+  assert.equal(r.observers, 2)
+  assert.equal(r.natType, 'open')
+  assert.deepEqual(r.publicAddress, { host: '127.0.0.1', port: a.port })
+})
