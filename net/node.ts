@@ -25,6 +25,7 @@ import type { Endpoint, RawConnection, Transport, TransportName } from './transp
 import { UtpTransport } from './transport-utp.js'
 import { TcpTransport } from './transport-tcp.js'
 import { NatObserver, type Reachability } from './nat-observer.js'
+import { AddressProbe } from './address-probe.js'
 import { networkInterfaces } from 'node:os'
 
 export const MAX_CONNECTIONS = 256
@@ -121,6 +122,11 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private readonly ports = { utp: 0, tcp: 0 }
   /** Where peers see this node's uTP socket from (docs/reachability.md §2). */
   readonly nat = new NatObserver(() => ({ hosts: localHosts(this.opts.host), port: this.ports.utp }))
+  /** Asks peers reached over TCP where they see the UDP socket (docs/reachability.md §2.1). */
+  readonly probe = new AddressProbe({
+    send: (buf, host, port) => { (this.transports.get('utp') as UtpTransport | undefined)?.sendDatagram(buf, host, port) },
+    onObserved: (by, from, host, port) => { this.nat.observe(by, from, host, port) }
+  })
   private readonly budget: RecvBudget
   private readonly service: StorageService
   private readonly byKey = new Map<string, Peer>()
@@ -164,7 +170,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     if (names.length === 0) throw new NetError(NetCodes.CONFIG_INVALID, 'at least one transport is needed')
     for (const name of names) {
       const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
-      const t = name === 'utp' ? new UtpTransport({ onConnection, ...opts.transportOptions }) : new TcpTransport({ onConnection, ...opts.transportOptions })
+      const t = name === 'utp' ? new UtpTransport({ onConnection, onDatagram: (b, f) => { this.probe.onDatagram(b, f) }, ...opts.transportOptions }) : new TcpTransport({ onConnection, ...opts.transportOptions })
       this.transports.set(name, t)
     }
   }
@@ -221,7 +227,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private recreateTransports (): void {
     for (const name of [...this.transports.keys()]) {
       const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
-      this.transports.set(name, name === 'utp' ? new UtpTransport({ onConnection, ...this.opts.transportOptions }) : new TcpTransport({ onConnection, ...this.opts.transportOptions }))
+      this.transports.set(name, name === 'utp' ? new UtpTransport({ onConnection, onDatagram: (b, f) => { this.probe.onDatagram(b, f) }, ...this.opts.transportOptions }) : new TcpTransport({ onConnection, ...this.opts.transportOptions }))
     }
   }
 
@@ -378,12 +384,13 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       if (this.byKey.get(keyHex) === peer) this.byKey.delete(keyHex)
       this.emit('peer-close', peer, err)
     })
-    if (peer.transport === 'utp') {
-      // Over uTP the peer sees this node's one UDP socket: its HELLO says at which public address.
-      const seen = (h: { observed: { host: string, port: number } | null }): void => { if (h.observed !== null) this.nat.observe(keyHex, peer.remote.host, h.observed.host, h.observed.port) }
-      if (peer.hello !== null) seen(peer.hello)
-      else peer.once('hello', seen)
+    // Over uTP the peer sees this node's one UDP socket: its HELLO says at which public address. Over
+    // TCP it sees an ephemeral port: the node asks its uTP port instead (the address probe).
+    const seen = (h: { observed: { host: string, port: number } | null, utpPort: number }): void => {
+      if (peer.transport === 'utp') { if (h.observed !== null) this.nat.observe(keyHex, peer.remote.host, h.observed.host, h.observed.port) } else if (h.utpPort > 0 && this.transports.has('utp')) this.probe.ask(keyHex, peer.remote.host, h.utpPort)
     }
+    if (peer.hello !== null) seen(peer.hello)
+    else peer.once('hello', seen)
     this.emit('peer', peer)
     return peer
   }

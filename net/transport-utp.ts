@@ -31,6 +31,8 @@ export const WRITE_HIGH_WATER_BYTES = 1024 * 1024
 export const READ_BUFFER_LIMIT_BYTES = 64 * 1024 * 1024
 
 export interface UtpTransportOptions extends TransportOptions {
+  /** A datagram on the socket that is not uTP (the address probe, docs/reachability.md §2.1). */
+  readonly onDatagram?: (buf: Buffer, from: { address: string, port: number }) => void
   readonly socketBufferBytes?: number
   readonly connectTimeoutMs?: number
   readonly closeTimeoutMs?: number
@@ -224,6 +226,13 @@ export class UtpTransport implements Transport {
     })
   }
 
+  /** Send a raw datagram from the socket (not uTP): the address probe. Silently nothing before it is bound. */
+  sendDatagram (buf: Buffer, host: string, port: number): void {
+    const s = this.socket
+    if (s === null || this.closed) return
+    s.send(buf, 0, buf.length, port, host)
+  }
+
   close (): Promise<void> {
     this.closing ??= this.shutdown()
     return this.closing
@@ -253,6 +262,9 @@ export class UtpTransport implements Transport {
       // will surface them on the connections, so they are dropped here rather than crash the process.
       s.on('error', () => undefined)
       s.on('connection', this.onAccept)
+      s.on('message', (buf: Buffer, from: { address: string, port: number }) => {
+        try { this.opts.onDatagram?.(buf, from) } catch { /* hostile datagrams never reach further */ }
+      })
       s.bind(port, host, () => {
         s.removeListener('error', onBindError)
         this.socket = s

@@ -49,11 +49,11 @@ test('observations are hostile input: invalid ones are ignored, one per peer, at
   assert.equal(o.observations().length, MAX_OBSERVATIONS)
 })
 
-async function node (t: TestContext): Promise<NetNode> {
+async function node (t: TestContext, transports: Array<'utp' | 'tcp'> = ['utp']): Promise<NetNode> {
   const pk = Buffer.alloc(32)
   const sk = Buffer.alloc(64)
   sodium.crypto_sign_keypair(pk, sk)
-  const n = new NetNode({ identity: { publicKey: pk, secretKey: sk }, host: '127.0.0.1', transports: ['utp'], stateDir: await tempDir(t, 'dustbox-nat-'), store: null, banMs: 0 })
+  const n = new NetNode({ identity: { publicKey: pk, secretKey: sk }, host: '127.0.0.1', transports, stateDir: await tempDir(t, 'dustbox-nat-'), store: null, banMs: 0 })
   await n.ready()
   t.after(async () => { await n.close() })
   return n
@@ -70,4 +70,31 @@ test('real nodes over uTP on 127.0.0.1: peers report where they see the socket, 
   assert.equal(r.observers, 2)
   assert.equal(r.natType, 'open')
   assert.deepEqual(r.publicAddress, { host: '127.0.0.1', port: a.port })
+})
+
+test('address probe: a peer reached over TCP is asked over UDP where it sees the socket; probes are no bigger than asks, unsolicited answers are ignored', async (t) => {
+  const [a, b] = [await node(t, ['utp', 'tcp']), await node(t, ['utp', 'tcp'])]
+  await a.connect({ host: '127.0.0.1', port: b.port }, { expect: b.key, transports: ['tcp'] })
+  const deadline = Date.now() + 10_000
+  while (a.reachability().observers < 1 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  assert.equal(a.reachability().observers, 1, 'the probe over UDP gave an observation')
+  assert.deepEqual(a.reachability().publicAddress, { host: '127.0.0.1', port: a.port })
+  // A raw ASK from a plain UDP socket: the answer has the ask's size and says where it came from.
+  const dgram = await import('node:dgram')
+  const { encodeProbe, ProbeTypes, PROBE_BYTES } = await import('../net/address-probe.js')
+  const sock = dgram.createSocket('udp4')
+  t.after(() => sock.close())
+  await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
+  const answer = new Promise<Buffer>(resolve => sock.once('message', m => resolve(m)))
+  sock.send(encodeProbe(ProbeTypes.ASK, Buffer.alloc(8, 7), null), b.port, '127.0.0.1')
+  const m = await answer
+  assert.equal(m.length, PROBE_BYTES)
+  assert.equal(m[4], ProbeTypes.ANSWER)
+  assert.equal(m.readUInt16BE(18), sock.address().port)
+  // An answer nobody asked for, and garbage: nothing observed, nothing crashes.
+  const before = b.reachability().observers
+  sock.send(encodeProbe(ProbeTypes.ANSWER, Buffer.alloc(8, 9), { host: '6.6.6.6', port: 6 }), b.port, '127.0.0.1')
+  sock.send(Buffer.from('DBXP garbage'), b.port, '127.0.0.1')
+  await new Promise(resolve => setTimeout(resolve, 200))
+  assert.equal(b.reachability().observers, before)
 })

@@ -34,6 +34,8 @@ declare module 'utp-native' {
     setSendBufferSize (n: number): number
     getRecvBufferSize (): number
     getSendBufferSize (): number
+    /** A raw UDP datagram from the socket (not uTP); datagrams that are not uTP arrive as 'message'. */
+    send (buf: Buffer, offset: number, len: number, port: number, host: string, cb?: (err?: Error) => void): void
   }
 
   interface UTPConstructor {
