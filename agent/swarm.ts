@@ -48,6 +48,10 @@ export interface StartAgentOptions {
   readonly env?: NodeJS.ProcessEnv
   /** Script to run instead of bin/dustbox.js (tests: a peer that misbehaves on purpose). */
   readonly bin?: string
+  /** Address to bind (default 127.0.0.1). */
+  readonly host?: string
+  /** A command the agent runs under, e.g. ['ip', 'netns', 'exec', NS] (tests in network namespaces). */
+  readonly wrap?: readonly string[]
 }
 
 export class LocalSwarm {
@@ -60,9 +64,10 @@ export class LocalSwarm {
     this.base = base
   }
 
-  private spawnChild (name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): SwarmChild {
+  private spawnChild (name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN, wrap: readonly string[] = []): SwarmChild {
     // stdin stays open as a lifeline: the child stops when it closes (this process died).
-    const proc = spawn(process.execPath, [bin, '--home', home, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DUSTBOX_EXIT_WITH_PARENT: '1', ...env } })
+    const cmd = [...wrap, process.execPath, bin, '--home', home, ...args]
+    const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DUSTBOX_EXIT_WITH_PARENT: '1', ...env } })
     const output: string[] = []
     const keep = (b: Buffer): void => {
       for (const line of b.toString('utf8').split('\n')) if (line !== '' && output.length < 2000) output.push(line)
@@ -75,10 +80,10 @@ export class LocalSwarm {
   }
 
   /** Start the bootstrap DHT node; resolves with its host:port. */
-  async startBootstrap (): Promise<string> {
+  async startBootstrap (o: { host?: string, wrap?: readonly string[] } = {}): Promise<string> {
     const home = join(this.base, 'bootstrap')
     await fsp.mkdir(home, { recursive: true, mode: 0o700 })
-    const c = this.spawnChild('bootstrap', home, ['dht-node', '--host', '127.0.0.1', '--port', '0', '--bootstrap', 'none'])
+    const c = this.spawnChild('bootstrap', home, ['dht-node', '--host', o.host ?? '127.0.0.1', '--port', '0', '--bootstrap', 'none'], {}, BIN, o.wrap)
     const deadline = Date.now() + START_TIMEOUT_MS
     while (Date.now() < deadline) {
       const line = c.output.find(l => l.startsWith('dht-node listening on udp '))
@@ -95,12 +100,12 @@ export class LocalSwarm {
   /** Start an agent (`dustbox start`) as a child; resolves once its control API answers. */
   async startAgent (o: StartAgentOptions): Promise<SwarmChild> {
     await fsp.mkdir(o.home, { recursive: true, mode: 0o700 })
-    const args = ['start', '--no-tui', '--host', '127.0.0.1', '--port', '0', '--bootstrap', this.bootstrap, '--donate', o.donate ?? '4G']
+    const args = ['start', '--no-tui', '--host', o.host ?? '127.0.0.1', '--port', '0', '--bootstrap', this.bootstrap, '--donate', o.donate ?? '4G']
     for (const f of o.folders ?? []) args.push('--folder', f)
     if (!(o.extraArgs ?? []).includes('--redundancy')) args.push('--redundancy', LOCAL_REDUNDANCY)
     args.push(...(o.extraArgs ?? []))
     const tunables = { ...LOCAL_TUNABLES, ...o.tunables }
-    const c = this.spawnChild(o.name, o.home, args, { DUSTBOX_TUNABLES: JSON.stringify(tunables), ...o.env }, o.bin)
+    const c = this.spawnChild(o.name, o.home, args, { DUSTBOX_TUNABLES: JSON.stringify(tunables), ...o.env }, o.bin, o.wrap)
     await this.waitControl(c)
     return c
   }

@@ -1,0 +1,119 @@
+// NatLab: a small internet in network namespaces that a test makes and removes itself
+// (docs/reachability.md §6). One "internet" namespace with a bridge and public addresses 10.77.0.x,
+// and per NAT a router namespace (WAN 10.77.0.(100+i), LAN 192.168.i.1, nftables masquerade:
+// port-preserving for an endpoint-independent NAT, `random` for a symmetric one) and a host namespace
+// (192.168.i.2) behind it. Traffic stays inside these namespaces. Where the kernel forbids namespaces,
+// or nftables is missing and cannot be installed (Debian's package, as root), `lab` is null and
+// `why` says so: the test skips with that message.
+
+import { execFileSync } from 'node:child_process'
+import type { TestContext } from 'node:test'
+
+export type NatKind = 'endpoint-independent' | 'symmetric'
+
+export interface NatLab {
+  /** Namespace of the internet (public hosts live here). */
+  readonly inet: string
+  readonly nats: Array<{ readonly kind: NatKind, readonly router: string, readonly host: string, readonly wan: string, readonly lan: string }>
+  /** Add a public address on the internet bridge (processes in `inet` can bind it). */
+  addPublic: (ip: string) => void
+  /** Command prefix to run a process in a namespace. */
+  wrap: (ns: string) => string[]
+}
+
+function sh (args: string[], input?: string): string {
+  return execFileSync(args[0], args.slice(1), { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], input, timeout: 60_000 })
+}
+
+function has (cmd: string): boolean {
+  try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true } catch { return false }
+}
+
+/** nft, installed from Debian's packages when missing (root only). Null when present, else why not. */
+function ensureNft (): string | null {
+  if (has('nft')) return null
+  if (process.getuid?.() !== 0) return 'nftables (nft) is not installed and the tests do not run as root to install it'
+  if (process.env.DUSTBOX_NO_APT === '1') return 'nftables (nft) is not installed (DUSTBOX_NO_APT=1)'
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  // Bounded (at most about 3 minutes in all), so a test that cannot install skips within its timeout.
+  for (const update of [false, true]) {
+    try {
+      if (update) execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', timeout: 80_000, env })
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nftables'], { stdio: 'ignore', timeout: 50_000, env })
+      if (has('nft')) return null
+    } catch { /* try with fresh package lists, then give up */ }
+  }
+  return 'nftables (nft) is not installed and apt-get could not install it'
+}
+
+/** Build the lab (torn down by `t.after`), or say why it cannot be built here. */
+export function natLab (t: TestContext, kinds: readonly NatKind[]): { lab: NatLab | null, why: string } {
+  const tag = `d${process.pid % 100000}`
+  const inet = `${tag}-inet`
+  const made: string[] = []
+  const cleanup = (): void => { for (const ns of made.reverse()) { try { sh(['ip', 'netns', 'del', ns]) } catch { /* already gone */ } } }
+  try {
+    sh(['ip', 'netns', 'add', inet])
+    made.push(inet)
+  } catch (err) {
+    return { lab: null, why: `network namespaces are not available here (${String((err as Error).message).split('\n')[0]})` }
+  }
+  t.after(cleanup)
+  const nftWhy = ensureNft()
+  if (nftWhy !== null) { cleanup(); return { lab: null, why: nftWhy } }
+  const inNs = (ns: string, ...args: string[]): string => sh(['ip', 'netns', 'exec', ns, ...args])
+  try {
+    inNs(inet, 'ip', 'link', 'set', 'lo', 'up')
+    inNs(inet, 'ip', 'link', 'add', 'br0', 'type', 'bridge')
+    inNs(inet, 'ip', 'link', 'set', 'br0', 'up')
+    const nats: NatLab['nats'] = []
+    kinds.forEach((kind, n) => {
+      const i = n + 1
+      const router = `${tag}-r${i}`
+      const host = `${tag}-h${i}`
+      sh(['ip', 'netns', 'add', router]); made.push(router)
+      sh(['ip', 'netns', 'add', host]); made.push(host)
+      const wan = `10.77.0.${100 + i}`
+      const lan = `192.168.${i}.2`
+      // internet ↔ router (WAN)
+      sh(['ip', 'link', 'add', `${tag}w${i}`, 'type', 'veth', 'peer', 'name', `${tag}x${i}`])
+      sh(['ip', 'link', 'set', `${tag}w${i}`, 'netns', inet])
+      sh(['ip', 'link', 'set', `${tag}x${i}`, 'netns', router])
+      inNs(inet, 'ip', 'link', 'set', `${tag}w${i}`, 'master', 'br0')
+      inNs(inet, 'ip', 'link', 'set', `${tag}w${i}`, 'up')
+      inNs(router, 'ip', 'link', 'set', `${tag}x${i}`, 'name', 'wan')
+      inNs(router, 'ip', 'addr', 'add', `${wan}/24`, 'dev', 'wan')
+      inNs(router, 'ip', 'link', 'set', 'wan', 'up')
+      inNs(router, 'ip', 'link', 'set', 'lo', 'up')
+      // router (LAN) ↔ host
+      sh(['ip', 'link', 'add', `${tag}l${i}`, 'type', 'veth', 'peer', 'name', `${tag}y${i}`])
+      sh(['ip', 'link', 'set', `${tag}l${i}`, 'netns', router])
+      sh(['ip', 'link', 'set', `${tag}y${i}`, 'netns', host])
+      inNs(router, 'ip', 'link', 'set', `${tag}l${i}`, 'name', 'lan')
+      inNs(router, 'ip', 'addr', 'add', `192.168.${i}.1/24`, 'dev', 'lan')
+      inNs(router, 'ip', 'link', 'set', 'lan', 'up')
+      inNs(host, 'ip', 'link', 'set', `${tag}y${i}`, 'name', 'eth0')
+      inNs(host, 'ip', 'addr', 'add', `${lan}/24`, 'dev', 'eth0')
+      inNs(host, 'ip', 'link', 'set', 'eth0', 'up')
+      inNs(host, 'ip', 'link', 'set', 'lo', 'up')
+      inNs(host, 'ip', 'route', 'add', 'default', 'via', `192.168.${i}.1`)
+      inNs(router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
+      // The NAT: masquerade what leaves by the WAN; `random` maps each new destination to another port.
+      sh(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], `table ip nat {
+  chain post { type nat hook postrouting priority 100; policy accept; oifname "wan" masquerade${kind === 'symmetric' ? ' random' : ''}; }
+}
+`)
+      nats.push({ kind, router, host, wan, lan })
+    })
+    const lab: NatLab = {
+      inet,
+      nats,
+      addPublic: (ip: string) => { inNs(inet, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'br0') },
+      wrap: (ns: string) => ['ip', 'netns', 'exec', ns]
+    }
+    return { lab, why: '' }
+  } catch (err) {
+    cleanup()
+    return { lab: null, why: `the namespaces could not be set up: ${String((err as Error).message).split('\n')[0]}` }
+  }
+}
