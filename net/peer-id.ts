@@ -14,7 +14,8 @@ for (let i = 0; i < ALPHABET.length; i++) {
   value[ALPHABET.toLowerCase().charCodeAt(i)] = i
 }
 
-export function base32 (bytes: Uint8Array): string {
+/** RFC 4648 base32 without padding (most significant bits first, the last character zero-padded), in `alphabet`. */
+export function base32 (bytes: Uint8Array, alphabet: string = ALPHABET): string {
   let out = ''
   let acc = 0
   let bits = 0
@@ -22,12 +23,12 @@ export function base32 (bytes: Uint8Array): string {
     acc = (acc << 8) | b
     bits += 8
     while (bits >= 5) {
-      out += ALPHABET[(acc >>> (bits - 5)) & 31]
+      out += alphabet[(acc >>> (bits - 5)) & 31]
       bits -= 5
     }
     acc &= (1 << bits) - 1
   }
-  if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31]
+  if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31]
   return out
 }
 

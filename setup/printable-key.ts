@@ -5,6 +5,7 @@
 // and checks every line, the content check, the backup's own format and the header's owner id.
 
 import { createHash } from 'node:crypto'
+import { base32 } from '../net/peer-id.js'
 import { SetupError, SetupCodes } from './errors.js'
 import { decodeKeyBackup, KEY_BACKUP_BYTES } from './key-backup-format.js'
 
@@ -34,20 +35,7 @@ const VALUE = new Map<string, number>([...PRINTABLE_ALPHABET].map((c, i) => [c, 
 
 /** Five bits per character, most significant first; the last character is padded with zero bits. */
 export function base32Encode (bytes: Uint8Array): string {
-  let out = ''
-  let acc = 0
-  let bits = 0
-  for (const b of bytes) {
-    acc = (acc << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out += PRINTABLE_ALPHABET[(acc >> bits) & 31]
-    }
-    acc &= (1 << bits) - 1
-  }
-  if (bits > 0) out += PRINTABLE_ALPHABET[(acc << (5 - bits)) & 31]
-  return out
+  return base32(bytes, PRINTABLE_ALPHABET)
 }
 
 /** Inverse of base32Encode for canonical characters; null if the length or the padding bits are wrong. */
