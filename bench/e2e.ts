@@ -10,6 +10,7 @@
 // (VmHWM), a plain fs.cp of the same corpus (the disk's speed), and syncthing as the reference
 // (run where installed; otherwise the anchors' figures). Everything is removed at the end.
 
+import { vmHwm } from './proc.js'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { promises as fsp, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -103,14 +104,6 @@ async function makeSmall (dir: string, count: number): Promise<SetInfo> {
   return { files: count, bytes, hashes: new Map() }
 }
 
-/** Peak RSS (kernel high-water mark) of a live process, bytes; null once it is gone. */
-function vmHwm (pid: number | undefined): number | null {
-  if (pid === undefined) return null
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? null : Number(m[1]) * 1024
-  } catch { return null }
-}
 
 const sum = (s: AgentStatus, state: string): number => s.folders.reduce((a, f) => a + (f.files[state] ?? 0), 0)
 

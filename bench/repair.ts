@@ -11,8 +11,9 @@
 // owner's peak RSS (VmHWM, reset before each phase where the kernel allows it). Everything is
 // removed at the end.
 
+import { alive, killOnSignal, vmHwm } from './proc.js'
 import { createCipheriv, randomBytes } from 'node:crypto'
-import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
+import { promises as fsp, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalSwarm, agentStatus, sleep, type SwarmChild } from '../agent/swarm.js'
@@ -67,14 +68,6 @@ async function makeData (dir: string, totalBytes: number): Promise<number> {
   return per * FILES
 }
 
-/** Peak RSS (kernel high-water mark) of a live process, bytes; null once it is gone. */
-function vmHwm (pid: number | undefined): number | null {
-  if (pid === undefined) return null
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? null : Number(m[1]) * 1024
-  } catch { return null }
-}
 
 /** Reset a process's peak-RSS mark to its current RSS (Linux >= 4.0); false when not allowed. */
 function resetHwm (pid: number | undefined): boolean {
@@ -83,7 +76,6 @@ function resetHwm (pid: number | undefined): boolean {
 }
 
 const stubbed = (s: AgentStatus): number => s.folders.reduce((a, f) => a + (f.files.stubbed ?? 0), 0)
-const alive = (c: SwarmChild): boolean => c.proc.exitCode === null && c.proc.signalCode === null
 
 function brief (s: AgentStatus | null): string {
   if (s === null) return 'no status'
@@ -182,12 +174,7 @@ export async function runRepairBench (): Promise<void> {
   const base = await fsp.mkdtemp(join(tmpdir(), 'dustbox-repair-'))
   const folder = join(base, 'data')
   const swarm = new LocalSwarm(join(base, 'swarm'))
-  const onSignal = (): void => {
-    for (const c of swarm.children) if (alive(c)) c.proc.kill('SIGKILL')
-    void fsp.rm(base, { recursive: true, force: true }).finally(() => process.exit(130))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const unhook = killOnSignal(swarm, base)
   let bytes = 0
   let ingestSeconds = 0
   let fullSeconds = 0
@@ -239,8 +226,7 @@ export async function runRepairBench (): Promise<void> {
   } finally {
     try { await swarm.close() } catch (err) { log(`swarm close: ${(err as Error).message}`) }
     await fsp.rm(base, { recursive: true, force: true, maxRetries: 3 })
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
+    unhook()
   }
   printReport({ mib, bytes, k, m, ingestSeconds, fullSeconds, ingestSent, ingestRss, overallRss, runs, errorLines })
 }

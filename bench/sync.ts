@@ -21,8 +21,9 @@
 // Peak RSS (VmHWM) of both device processes. `--files N` (or DUSTBOX_BENCH_FILES). Every wait
 // is bounded; the temp dir and every child process are removed at the end.
 
+import { alive, cpuSeconds, killOnSignal, vmHwm } from './proc.js'
 import { createCipheriv, randomBytes } from 'node:crypto'
-import { promises as fsp, readFileSync } from 'node:fs'
+import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalSwarm, agentStatus, sleep, type SwarmChild } from '../agent/swarm.js'
@@ -58,25 +59,8 @@ function filesOption (): number {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** Peak RSS (kernel high-water mark) of a live process, bytes; null once it is gone. */
-function vmHwm (pid: number | undefined): number | null {
-  if (pid === undefined) return null
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? null : Number(m[1]) * 1024
-  } catch { return null }
-}
 
-/** User + system CPU seconds of a live process so far (/proc/PID/stat, clock ticks of 1/100 s); null once gone. */
-function cpuSeconds (pid: number | undefined): number | null {
-  if (pid === undefined) return null
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch { return null }
-}
 
-const alive = (c: SwarmChild): boolean => c.proc.exitCode === null && c.proc.signalCode === null
 
 async function exists (p: string): Promise<boolean> {
   return await fsp.lstat(p).then(() => true, () => false)
@@ -317,12 +301,7 @@ export async function runSyncBench (): Promise<void> {
   const n = filesOption()
   const base = await fsp.mkdtemp(join(tmpdir(), 'dustbox-sync-'))
   const swarm = new LocalSwarm(join(base, 'swarm'))
-  const onSignal = (): void => {
-    for (const c of swarm.children) if (alive(c)) c.proc.kill('SIGKILL')
-    void fsp.rm(base, { recursive: true, force: true }).finally(() => process.exit(130))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const unhook = killOnSignal(swarm, base)
   const homeA = join(base, 'deviceA')
   const homeB = join(base, 'deviceB')
   const dirA = join(base, 'A', FOLDER)
@@ -386,8 +365,7 @@ export async function runSyncBench (): Promise<void> {
   } finally {
     try { await swarm.close() } catch (err) { log(`swarm close: ${(err as Error).message}`) }
     await fsp.rm(base, { recursive: true, force: true, maxRetries: 3 })
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
+    unhook()
   }
   printReport({ n, single, change, del, bulk: bk!, catchUp: cu!, rss, warnings, ids, formS, runS: (performance.now() - t00) / 1000 })
 }
