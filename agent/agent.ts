@@ -7,6 +7,7 @@
 import { IndexPublisher, type IndexStatus } from './index-publisher.js'
 import { Restorer, type RestoreResult } from './restore.js'
 import { SyncService } from './sync-service.js'
+import { exists } from '../stubs/fsutil.js'
 import { PointerKeeper } from './pointer-keeper.js'
 import { deviceIdOf, type SyncDevice } from './sync.js'
 import { loadOrCreateDevice, cleanDeviceName, DEVICE_KEY_FILE } from './device.js'
@@ -175,7 +176,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.placement = placement = new Placement({
         net: this.net,
         db: this.db,
-        accept: hex => this.monitor.usable(hex) && this.net.peers().find(p => p.id === hex || p.key.toString('hex') === hex)?.isOwnDevice !== true,
+        accept: hex => this.monitor.usable(hex),
         forgetRemote: id => this.sync?.sdb.forgetRemote(id),
         intact: id => this.rdb.intact(id),
         proofsFor: (shardId, shard) => makeProofs(auditKey, shardId, shard, 0),
@@ -346,7 +347,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const path = join(row.folder, row.rel)
         if (!c.folders.includes(row.folder)) continue
         // A file gone since is left to the walk: its stub may be there (a crash after the stub replaced it).
-        if (await fsp.lstat(path).then(() => true, () => false)) this.queue.add(row.folder, path)
+        if (await exists(path)) this.queue.add(row.folder, path)
         else unfinished.push({ folder: row.folder, rel: row.rel })
       }
     }

@@ -146,7 +146,8 @@ export class Placement extends EventEmitter<PlacementEvents> {
     const now = Date.now()
     const out: Array<{ p: Peer, load: number }> = []
     for (const p of this.net.peers()) {
-      if (!p.isOpen) continue
+      // The owner's other devices are not storage for it (docs/sync.md §2).
+      if (!p.isOpen || p.isOwnDevice) continue
       const hex = p.key.toString('hex')
       if (exclude.has(hex)) continue
       if (this.opts.accept !== undefined && !this.opts.accept(hex)) continue

@@ -5,7 +5,7 @@
 // blocks that no kept version lists any more (garbage, deleted from peers after a grace period).
 
 import type Database from 'better-sqlite3'
-import type { IndexDb, ShardRow } from './index-db.js'
+import type { IndexDb } from './index-db.js'
 import { bumpVector, formatVector, parseVector } from './version-vector.js'
 import type { SyncBlock } from './sync-codec.js'
 
@@ -144,11 +144,6 @@ export class SyncDb {
     return { id: b.id, stored: b.stored, k: b.k, m: b.m, shards, authoritative: authoritative && b.remote === 0 }
   }
 
-  isLocalBlock (id: Uint8Array): boolean {
-    const b = this.st.blockRow.get(Buffer.from(id)) as { remote: number } | undefined
-    return b !== undefined && b.remote === 0
-  }
-
   /**
    * Record where another device placed a block. A block this device placed itself is never
    * overwritten; an already known remote block is only replaced by its manager's (authoritative) record.
@@ -226,10 +221,8 @@ export class SyncDb {
     })
   }
 
-  /** Blocks unreferenced since before `before` (placed here, or remote ones to forget). */
+  /** Blocks unreferenced since before `before` (placed here, or remote ones to forget), as the last prune() marked them. */
   garbage (before: number, limit: number): Array<{ id: Buffer, remote: boolean }> {
-    this.st.markRef.run()
-    this.st.markUnref.run(this.now())
     return (this.st.garbage.all(before, limit) as Array<{ id: Buffer, remote: number }>).map(r => ({ id: r.id, remote: r.remote !== 0 }))
   }
 
@@ -263,9 +256,5 @@ export class SyncDb {
   /** Which of these blocks a version or the index here still lists. */
   referenced (ids: readonly Buffer[]): Buffer[] {
     return ids.filter(id => this.st.referenced.get(id, id) !== undefined)
-  }
-
-  shardRowsOf (id: Buffer): ShardRow[] {
-    return this.index.shards(id)
   }
 }

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { decodeStub, encodeStub, isStubName, stubNameFor, targetNameFor } from '../stubs/index.js'
-import { writeFileAtomic } from '../stubs/fsutil.js'
+import { exists, writeFileAtomic } from '../stubs/fsutil.js'
 import { DeviceSync, type SyncDevice, type SyncStatus } from './sync.js'
 import { DeleteGuard, type HeldFolder } from './delete-guard.js'
 import { Collector, type GcResult } from './collector.js'
@@ -14,6 +14,8 @@ import type { SyncDb } from './sync-db.js'
 import { AgentError, AgentCodes } from './errors.js'
 import type { Agent } from './agent.js'
 
+/** Open conflicts are looked up (a scan of every path) at most this often. */
+export const CONFLICTS_CACHE_MS = 2_000
 /** A stub file bigger than this is not read when it appears (stubs/stub-format.ts caps stubs lower). */
 const MAX_STUB_FILE = 64 * 1024 * 1024
 
@@ -28,6 +30,7 @@ export class SyncService {
   readonly guard: DeleteGuard
   readonly collector: Collector
   readonly sdb: SyncDb
+  private conflictCache: { at: number, list: Array<{ folder: string, rel: string }> } | null = null
 
   constructor (private readonly a: Agent, device: SyncDevice) {
     const t = (n: string): number | undefined => a.config.tunables[n]
@@ -144,9 +147,18 @@ export class SyncService {
     return {
       ...this.sync.status(),
       held: this.guard.held(),
-      openConflicts: this.sdb.conflicts(100).map(c => ({ folder: c.folder, rel: c.rel })),
+      openConflicts: this.openConflicts(),
       gc: this.collector.last
     }
+  }
+
+  /** Open conflict copies (at most 100), looked up at most every CONFLICTS_CACHE_MS: status is asked every second. */
+  private openConflicts (): Array<{ folder: string, rel: string }> {
+    const now = Date.now()
+    if (this.conflictCache === null || now - this.conflictCache.at >= CONFLICTS_CACHE_MS) {
+      this.conflictCache = { at: now, list: this.sdb.conflicts(100).map(c => ({ folder: c.folder, rel: c.rel })) }
+    }
+    return this.conflictCache.list
   }
 
   /** `sync {action: 'confirm' | 'revert', folder?}`: let held deletions go, or bring their stubs back. */
@@ -257,8 +269,4 @@ export class SyncService {
     this.collector.close()
     this.sync.close()
   }
-}
-
-async function exists (path: string): Promise<boolean> {
-  return await fsp.lstat(path).then(() => true, () => false)
 }

@@ -14,7 +14,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import type { Crypto, Keys } from '../stubs/index.js'
 import { decodeStub, encodeStub, stubNameFor } from '../stubs/index.js'
 import { writeFileAtomic } from '../stubs/fsutil.js'
-import type { NetNode, Peer } from '../net/index.js'
+import { decodeDeviceCert, type NetNode, type Peer } from '../net/index.js'
 import type { IndexDb } from './index-db.js'
 import { SyncDb, type SyncFileRow } from './sync-db.js'
 import { AgentError, AgentCodes, errorLine } from './errors.js'
@@ -72,6 +72,7 @@ export interface SyncStatus {
   readonly devices: Array<{ id: string, name: string, online: boolean, lastSeen: number, pulled: number }>
   readonly head: number
   readonly applied: number
+  /** Conflict copies this device made since it started. */
   readonly conflicts: number
   readonly lastError: string | null
 }
@@ -118,7 +119,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
   }
 
   private isDevice (p: Peer): boolean {
-    return (p as Peer & { isOwnDevice?: boolean }).isOwnDevice === true
+    return p.isOwnDevice
   }
 
   private devicePeers (): Peer[] {
@@ -128,7 +129,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
   private onPeer (p: Peer): void {
     if (this.closed || !this.isDevice(p)) return
     const name = certName(p)
-    this.sdb.noteDevice(p.key, deviceIdOf(p.key), name, (p as Peer & { cert?: Buffer | null }).cert ?? null)
+    this.sdb.noteDevice(p.key, deviceIdOf(p.key), name, p.cert)
     this.emit('device', { id: deviceIdOf(p.key), name, state: 'connected' })
     this.pull(p)
   }
@@ -398,7 +399,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
       devices: this.sdb.devices().map(d => ({ id: d.id, name: d.name, online: online.has(d.key.toString('hex')), lastSeen: d.lastSeen, pulled: d.pulled })),
       head: this.sdb.head(),
       applied: this.applied,
-      conflicts: this.sdb.conflicts(10_000).length,
+      conflicts: this.conflicts,
       lastError: this.lastError
     }
   }
@@ -437,11 +438,10 @@ export function deviceIdOf (key: Uint8Array): string {
   return Buffer.from(key).subarray(0, 4).toString('hex')
 }
 
+/** The device name its certificate gives ('' without one, e.g. the owner's first device). */
 function certName (p: Peer): string {
-  const cert = (p as Peer & { cert?: Buffer | null }).cert
-  if (cert == null || cert.length < 4 + 1 + 64 + 8 + 1) return ''
-  const n = cert[4 + 1 + 64 + 8]
-  return cert.subarray(4 + 1 + 64 + 8 + 1, 4 + 1 + 64 + 8 + 1 + n).toString('utf8').replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?')
+  if (p.cert === null) return ''
+  try { return decodeDeviceCert(p.cert, `device ${deviceIdOf(p.key)}`).name } catch { return '' }
 }
 
 async function unlinkStub (stubPath: string): Promise<void> {

@@ -6,6 +6,7 @@
 // (dialed one id, answered by another), REFUSED, TIMEOUT, CLOSED. Payloads 2 and 3 may carry
 // extensions after the reason (§3.1); extension 0x01 is a device certificate (device-cert.ts).
 
+import { utf8Capped } from './messages.js'
 import type { Duplex } from 'node:stream'
 import { NetError, NetCodes } from './errors.js'
 import { NoiseXX, x25519FromEd25519, x25519PublicFromEd25519, type NoiseResult, type X25519KeyPair } from './noise.js'
@@ -91,14 +92,6 @@ export interface Payload23 {
   readonly reason: string
   /** Extension 0x01, if present (not yet verified). */
   readonly cert: Buffer | null
-}
-
-function utf8Capped (text: string, max: number): Buffer {
-  const b = Buffer.from(text, 'utf8')
-  if (b.byteLength <= max) return b
-  let end = max
-  while (end > 0 && (b[end] & 0xc0) === 0x80) end--
-  return b.subarray(0, end)
 }
 
 /**

@@ -104,7 +104,8 @@ function header (type: number, id: number, bodyBytes: number): Writer {
   return new Writer(HEADER_BYTES + bodyBytes).u8(type).u32(id)
 }
 
-function utf8Capped (text: string, max: number): Buffer {
+/** UTF-8 of `text`, cut to at most `max` bytes on a character boundary. */
+export function utf8Capped (text: string, max: number): Buffer {
   const b = Buffer.from(text, 'utf8')
   if (b.byteLength <= max) return b
   // Cut on a character boundary.
