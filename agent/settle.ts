@@ -91,6 +91,9 @@ export class SettleTracker<T> {
 
   has (key: string): boolean { return this.entries.has(key) }
 
+  /** The data of `key` while it waits (mutable; does not restart its quiet period). */
+  get (key: string): T | undefined { return this.entries.get(key)?.data }
+
   /** The keys and data of everything still waiting (for the snapshot's side file). */
   * pending (): IterableIterator<[string, T]> {
     for (const e of this.entries.values()) yield [e.key, e.data]

@@ -372,8 +372,12 @@ export class FolderWatcher extends EventEmitter<WatcherEvents> {
         return
       }
       if (isDir === true ? f.rules.excluded(rel, true) : excludedBoth()) return
-      const data: Pending = { f, reason: type === 'create' ? 'new' : 'changed', walkIfDir: live && isDir !== false }
-      const merge = (old: Pending, next: Pending): Pending => ({ f, reason: old.reason, walkIfDir: old.walkIfDir || next.walkIfDir })
+      // An update inside a directory that is itself new and still settling is new too: a file created
+      // before the backend watched that directory shows up first as an update (its create was missed).
+      const inNewDir = slash >= 0 && this.tracker.get(f.prefix + parentRel)?.reason === 'new'
+      const data: Pending = { f, reason: type === 'create' || inNewDir ? 'new' : 'changed', walkIfDir: live && isDir !== false }
+      // 'new' wins over 'changed' for the same reason.
+      const merge = (old: Pending, next: Pending): Pending => ({ f, reason: next.reason === 'new' ? 'new' : old.reason, walkIfDir: old.walkIfDir || next.walkIfDir })
       if (!this.tracker.touch(abs, data, merge)) this.overflow(f, Date.now())
     } catch (err) {
       this.warn(AgentCodes.WATCH_FAILED, `handling a change of ${JSON.stringify(abs)} failed: ${codeOf(err)}`, err)
@@ -438,7 +442,12 @@ export class FolderWatcher extends EventEmitter<WatcherEvents> {
     const signal = this.abort.signal
     for await (const e of walkEligible(f.rules, rel, { signal, stubs: true, ctimeSince: since, onWarning: w => this.warnError(w), onDir })) {
       if (signal.aborted) return false
-      if (this.tracker.has(e.path)) continue
+      const waiting = this.tracker.get(e.path)
+      if (waiting !== undefined) {
+        // Found by the walk of a new directory: it is new, whatever event parcel gave it first.
+        if (reason === 'new') waiting.reason = 'new'
+        continue
+      }
       if (e.ctimeMs <= Date.now() - this.settleMs) {
         this.report(f, e, reason)
         continue
