@@ -46,6 +46,18 @@ function ensureNft (): string | null {
   return 'nftables (nft) is not installed and apt-get could not install it'
 }
 
+/** The router's ruleset: masquerade on the WAN (`random` for a symmetric NAT), inbound only for replies. */
+export function natRules (kind: NatKind): string {
+  return `table ip nat {
+  chain post { type nat hook postrouting priority 100; policy accept; oifname "wan" masquerade${kind === 'symmetric' ? ' random' : ''}; }
+}
+table ip filter {
+  chain input { type filter hook input priority 0; policy accept; iifname "wan" ct state new drop; }
+  chain forward { type filter hook forward priority 0; policy accept; iifname "wan" ct state new drop; }
+}
+`
+}
+
 /** Build the lab (torn down by `t.after`), or say why it cannot be built here. */
 export function natLab (t: TestContext, kinds: readonly NatKind[]): { lab: NatLab | null, why: string } {
   const tag = `d${process.pid % 100000}`
@@ -99,10 +111,9 @@ export function natLab (t: TestContext, kinds: readonly NatKind[]): { lab: NatLa
       inNs(host, 'ip', 'route', 'add', 'default', 'via', `192.168.${i}.1`)
       inNs(router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
       // The NAT: masquerade what leaves by the WAN; `random` maps each new destination to another port.
-      sh(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], `table ip nat {
-  chain post { type nat hook postrouting priority 100; policy accept; oifname "wan" masquerade${kind === 'symmetric' ? ' random' : ''}; }
-}
-`)
+      // Like a home router, it drops what arrives on the WAN unasked (before conntrack confirms an entry
+      // for it, so an early punch packet does not take the port a later outgoing mapping wants).
+      sh(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], natRules(kind))
       nats.push({ kind, router, host, wan, lan })
     })
     const lab: NatLab = {
