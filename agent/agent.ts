@@ -35,6 +35,7 @@ import { AgentError, AgentCodes, errorLine } from './errors.js'
 import { buildStatus, type AgentStatus, type HealthStatus } from './status.js'
 import { Activity } from './activity.js'
 import { wireControl, isOwnAddress, pick } from './agent-control.js'
+import { reachOptions } from './reach-config.js'
 
 export const STORE_DIR = 'donated'
 /** How often hydrated files are checked for eviction (at most; a quarter of --evict-after when shorter). */
@@ -150,6 +151,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         ...pick(c.tunables, ['reputMs', 'retryMs', 'startDelayMs'], { reputMs: 'keptReputMs', retryMs: 'keptRetryMs', startDelayMs: 'keptStartDelayMs' })
       })
       this.keeper.on('warning', e => this.warn(e))
+      const reach = await reachOptions(c)
+      if (reach.note !== null) this.warn(new AgentError(AgentCodes.CONFIG_INVALID, reach.note))
       this.net = new NetNode({
         identity: netIdentity,
         ...(dk !== null ? { certificate: dk.cert } : {}),
@@ -160,7 +163,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         stateDir: c.home,
         store: c.donate > 0 ? { dir: join(c.home, STORE_DIR), donatedBytes: c.donate, quota: (owner: string) => (placement?.takenOn(owner) ?? 0) + grace } : null,
         ...(c.tunables.requestTimeoutMs !== undefined ? { requestTimeoutMs: c.tunables.requestTimeoutMs } : {}),
-        ...(c.tunables.keepaliveMs !== undefined ? { keepaliveMs: c.tunables.keepaliveMs } : {})
+        ...(c.tunables.keepaliveMs !== undefined ? { keepaliveMs: c.tunables.keepaliveMs } : {}),
+        reach: reach.options
       })
       this.net.on('warning', w => this.warn(w.error))
       await this.net.ready()

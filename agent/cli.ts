@@ -119,6 +119,8 @@ export async function main (argv: string[], io: CliIO = defaultIO): Promise<numb
     .option('--evict-after <seconds>', 'a restored file unchanged this long becomes a stub again unless pinned (default 86400)')
     .option('--lost-after <seconds>', 'a peer unreachable this long (counted while the agent runs) is lost and its shards are rebuilt elsewhere (default 259200, 3 days)')
     .option('--watcher <backend>', 'auto, parcel or chokidar (default auto)')
+    .option('--relay <rate>', 'relay end-to-end encrypted traffic for peers that cannot reach each other, at most RATE bytes per second, e.g. 2M (default 0: off)')
+    .option('--relay-on-metered', 'relay even when NetworkManager says the link is metered')
     .option('--no-tui', 'plain log lines instead of the dashboard')
     .action(async (opts: StartFlags) => {
       await runStart(home(), opts, io)

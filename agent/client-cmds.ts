@@ -36,6 +36,9 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
   io.out(`redundancy ${s.redundancy.k}+${s.redundancy.m}  peers ${connected.length} connected, ${connected.filter(p => p.offersSpace).length} offering space`)
   const r = s.reachability
   if (r !== undefined) io.out(`reachability: ${r.natType === 'unknown' ? 'not known yet (no peer over uTP)' : r.natType === 'open' ? 'reachable directly' : `behind a NAT (${r.natType})`}${r.publicAddress !== null ? `, seen at ${r.publicAddress.host}:${r.publicAddress.port}` : ''} by ${r.observers} peers on ${r.observerHosts} hosts`)
+  const paths = { punched: connected.filter(p => p.path === 'punched').length, relayed: connected.filter(p => p.path === 'relayed').length }
+  if (paths.punched + paths.relayed > 0) io.out(`paths: ${connected.length - paths.punched - paths.relayed} direct, ${paths.punched} through punched holes, ${paths.relayed} relayed`)
+  if (s.relay?.enabled === true) io.out(`relaying for others: ${s.relay.circuits} circuits open, ${s.relay.opened} since start, ${humanBytes(s.relay.bytes)} forwarded`)
   for (const f of s.folders) {
     const parts = Object.entries(f.files).map(([state, n]) => `${n} ${state}`)
     io.out(`folder ${f.path}: ${parts.length === 0 ? 'no files yet' : parts.join(', ')}`)

@@ -48,6 +48,13 @@ export interface AgentConfig {
   readonly watcher: 'auto' | 'parcel' | 'chokidar'
   /** Ask the router for a port mapping (settings.json `mapPort`, set by `dustbox setup`; applied from issue 9 on). */
   readonly mapPort?: boolean
+  /**
+   * Relay for peers that cannot reach each other (docs/reachability.md §5): bytes per second over all
+   * circuits, 0 = off (the default: relaying is opt-in, --relay or settings.json `relay`).
+   */
+  readonly relayRate?: number
+  /** Relay even when NetworkManager says the link is metered (--relay-on-metered). */
+  readonly relayOnMetered?: boolean
   /** Test-only overrides of timers and sizes (DUSTBOX_TUNABLES). */
   readonly tunables: Readonly<Record<string, number>>
 }

@@ -30,12 +30,14 @@ export interface Settings {
   readonly donate?: number
   /** Ask the router for a port mapping (UPnP / NAT-PMP); applied by the agent from issue 9 on. */
   readonly mapPort?: boolean
+  /** Bytes per second relayed for other peers (0 or absent: off). */
+  readonly relay?: number
   /** Absolute path of the passphrase-sealed key backup. */
   readonly keyBackup?: string
 }
 
 /** Field order of the encoding (and the set of known fields). */
-const FIELDS = ['version', 'folders', 'host', 'port', 'dhtPort', 'bootstrap', 'donate', 'mapPort', 'keyBackup'] as const
+const FIELDS = ['version', 'folders', 'host', 'port', 'dhtPort', 'bootstrap', 'donate', 'mapPort', 'relay', 'keyBackup'] as const
 
 export function settingsPath (home: string): string {
   return join(home, SETTINGS_FILE)
@@ -93,6 +95,15 @@ export function decodeSettings (text: string, path: string): Settings {
       out.donate = o.donate as number
     } else {
       throw bad('donate', 'must be a number of bytes or a size string like "10G"')
+    }
+  }
+  if (o.relay !== undefined) {
+    if (typeof o.relay === 'string') {
+      try { out.relay = parseSize(o.relay, 'relay') } catch { throw bad('relay', `${JSON.stringify(o.relay)} is not a rate (bytes per second, or a string like "2M")`) }
+    } else if (Number.isSafeInteger(o.relay) && (o.relay as number) >= 0) {
+      out.relay = o.relay as number
+    } else {
+      throw bad('relay', 'must be a number of bytes per second or a string like "2M"')
     }
   }
   if (o.mapPort !== undefined) {

@@ -25,6 +25,8 @@ export interface StartFlags {
   evictAfter?: string
   lostAfter?: string
   watcher?: string
+  relay?: string
+  relayOnMetered?: boolean
   tui?: boolean
 }
 
@@ -67,6 +69,8 @@ export async function configFromFlags (home: string, f: StartFlags, env: NodeJS.
     ...(f.lostAfter !== undefined ? { lostAfterMs: parseSeconds(f.lostAfter, '--lost-after') } : {}),
     watcher,
     mapPort: s.mapPort ?? false,
+    relayRate: f.relay !== undefined ? parseSize(f.relay, '--relay') : (s.relay ?? 0),
+    relayOnMetered: f.relayOnMetered === true,
     tunables: parseTunables(env.DUSTBOX_TUNABLES)
   }
 }

@@ -22,7 +22,9 @@ export interface PeerStatus {
   readonly freeForMe: number
   /** host:port of the open channel, else the last known address; null when never seen. */
   readonly address: string | null
-  readonly transport: 'utp' | 'tcp' | null
+  readonly transport: 'utp' | 'tcp' | 'relay' | null
+  /** How the connection reached the peer (docs/reachability.md): direct, punched or relayed. */
+  readonly path: 'direct' | 'punched' | 'relayed' | null
   readonly rttMs: number | null
   /** Monitored state (docs/audits.md §6): online, suspect, offline, lost; null for a peer holding nothing of mine. */
   readonly state: PeerState | null
@@ -63,6 +65,8 @@ export interface AgentStatus {
   readonly sync?: SyncServiceStatus
   /** What peers say of this node's reachability: NAT type, public address (docs/reachability.md). */
   readonly reachability?: Reachability
+  /** Relaying for others (opt-in): circuits open, circuits opened and bytes forwarded since start. */
+  readonly relay?: { readonly enabled: boolean, readonly circuits: number, readonly opened: number, readonly bytes: number }
   readonly identity: string
   readonly home: string
   readonly uptimeMs: number
@@ -111,6 +115,7 @@ export function buildStatus (a: Agent): AgentStatus {
       freeForMe: i?.free ?? 0,
       address: p !== undefined ? `${p.remote.host}:${p.remote.port}` : seen !== null ? `${seen.host}:${seen.port}` : null,
       transport: p?.transport ?? null,
+      path: p?.isOpen === true ? p.path : null,
       rttMs: p?.rtt ?? null,
       state: h?.state ?? null,
       score: h?.score ?? null,
@@ -162,6 +167,7 @@ export function buildStatus (a: Agent): AgentStatus {
     audits: { rounds: a.auditor.rounds, challenges: a.auditor.challenges, wireBytes: a.auditor.wireBytes },
     unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : [],
     sync: a.sync.status(),
-    reachability: a.net.reachability()
+    reachability: a.net.reachability(),
+    relay: { enabled: a.net.reach.relay.enabled, ...a.net.relayStats() }
   }
 }

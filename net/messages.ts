@@ -18,7 +18,13 @@ export const MsgTypes = {
   SPACE: 0x09,
   GOODBYE: 0x0a,
   DEVICE: 0x0b,
-  KEEP_POINTER: 0x0c
+  KEEP_POINTER: 0x0c,
+  INTRODUCE: 0x0d,
+  PUNCH: 0x0e,
+  RELAY_OPEN: 0x0f,
+  RELAY_ACCEPT: 0x10,
+  RELAY_DATA: 0x11,
+  RELAY_CLOSE: 0x12
 } as const
 export type MsgTypeName = keyof typeof MsgTypes
 /** A reply has the request's type with this bit set; ERROR answers any request. */
@@ -41,6 +47,13 @@ export const MAX_DEVICE_BYTES = 4 * 1024 * 1024
 /** KEEP_POINTER item (an owner's signed BEP 44 item: its bencoded form is at most 1000 bytes). */
 export const MAX_KEEP_POINTER_BYTES = 1024
 
+/** Bytes of one RELAY_DATA chunk (docs/reachability.md §5). */
+export const MAX_RELAY_CHUNK = 64 * 1024
+export const KEY_BYTES = 32
+export const PUNCH_NONCE_BYTES = 8
+/** An address on the wire: family (0 none, 4 IPv4) | IPv4 (4) | u16 port; always 7 bytes. */
+export const ADDR_BYTES = 7
+
 export const PutStatus = { STORED: 0, ALREADY_HELD: 1 } as const
 export const AuditStatus = { OK: 0, MISSING: 1, BAD_RANGE: 2 } as const
 
@@ -53,6 +66,12 @@ export interface ListEntry { readonly shard: Buffer, readonly size: number }
 export interface Space { readonly donated: bigint, readonly used: bigint, readonly free: bigint, readonly quotaForYou: bigint, readonly usedByYou: bigint, readonly maxShard: number }
 
 export type Request =
+  | { kind: 'INTRODUCE', target: Buffer, targetAddr: ObservedAddress | null, self: ObservedAddress | null }
+  | { kind: 'PUNCH', from: Buffer, addr: ObservedAddress, nonce: Buffer }
+  | { kind: 'RELAY_OPEN', target: Buffer }
+  | { kind: 'RELAY_ACCEPT', circuit: number, from: Buffer }
+  | { kind: 'RELAY_DATA', circuit: number, data: Buffer }
+  | { kind: 'RELAY_CLOSE', circuit: number }
   | { kind: 'PING', nonce: bigint }
   | { kind: 'PUT_SHARD', shard: Buffer, data: Buffer }
   | { kind: 'GET_SHARD', shard: Buffer }
@@ -65,6 +84,12 @@ export type Request =
   | { kind: 'KEEP_POINTER', item: Buffer }
 
 export type Reply =
+  | { kind: 'INTRODUCE', key: Buffer, addr: ObservedAddress, nonce: Buffer }
+  | { kind: 'PUNCH' }
+  | { kind: 'RELAY_OPEN', circuit: number }
+  | { kind: 'RELAY_ACCEPT' }
+  | { kind: 'RELAY_DATA' }
+  | { kind: 'RELAY_CLOSE' }
   | { kind: 'PING', nonce: bigint }
   | { kind: 'PUT_SHARD', status: number, usedByYou: bigint, quotaForYou: bigint }
   | { kind: 'GET_SHARD', data: Buffer }
@@ -97,6 +122,11 @@ class Writer {
   u32 (v: number): this { this.buf.writeUInt32BE(v, this.off); this.off += 4; return this }
   u64 (v: bigint): this { this.buf.writeBigUInt64BE(v, this.off); this.off += 8; return this }
   bytes (b: Uint8Array): this { this.buf.set(b, this.off); this.off += b.byteLength; return this }
+  addr (a: ObservedAddress | null): this {
+    const ip = a === null ? null : ipBytes(a.host)
+    if (a !== null && (ip === null || !(a.port > 0 && a.port < 65536))) throw new NetError(NetCodes.BAD_MESSAGE, `${a.host}:${a.port} is not an IPv4 address and port`)
+    return ip === null ? this.u8(0).u32(0).u16(0) : this.u8(4).bytes(ip.bytes).u16(a!.port)
+  }
   done (): Buffer { return this.off === this.buf.length ? this.buf : this.buf.subarray(0, this.off) }
 }
 
@@ -116,6 +146,10 @@ export function utf8Capped (text: string, max: number): Buffer {
 
 function checkOpaque (what: string, b: Uint8Array, min: number, max: number): void {
   if (b.byteLength < min || b.byteLength > max) throw new NetError(b.byteLength > max ? NetCodes.TOO_LARGE : NetCodes.BAD_MESSAGE, `${what}: ${min} to ${max} bytes, not ${b.byteLength}`)
+}
+
+function checkKey (what: string, b: Uint8Array): void {
+  if (b.byteLength !== KEY_BYTES) throw new NetError(NetCodes.BAD_MESSAGE, `${what}: a key is ${KEY_BYTES} bytes, not ${b.byteLength}`)
 }
 
 function checkIds (ids: Buffer[], what: string): void {
@@ -192,6 +226,23 @@ export function encodeRequest (id: number, r: Request): Buffer {
     case 'KEEP_POINTER':
       checkOpaque('KEEP_POINTER item', r.item, 1, MAX_KEEP_POINTER_BYTES)
       return header(t, id, r.item.byteLength).bytes(r.item).done()
+    case 'INTRODUCE':
+      checkKey('INTRODUCE target', r.target)
+      return header(t, id, KEY_BYTES + 2 * ADDR_BYTES).bytes(r.target).addr(r.targetAddr).addr(r.self).done()
+    case 'PUNCH':
+      checkKey('PUNCH from', r.from)
+      checkOpaque('PUNCH nonce', r.nonce, PUNCH_NONCE_BYTES, PUNCH_NONCE_BYTES)
+      return header(t, id, KEY_BYTES + ADDR_BYTES + PUNCH_NONCE_BYTES).bytes(r.from).addr(r.addr).bytes(r.nonce).done()
+    case 'RELAY_OPEN':
+      checkKey('RELAY_OPEN target', r.target)
+      return header(t, id, KEY_BYTES).bytes(r.target).done()
+    case 'RELAY_ACCEPT':
+      checkKey('RELAY_ACCEPT from', r.from)
+      return header(t, id, 4 + KEY_BYTES).u32(r.circuit).bytes(r.from).done()
+    case 'RELAY_DATA':
+      checkOpaque('RELAY_DATA', r.data, 1, MAX_RELAY_CHUNK)
+      return header(t, id, 4 + r.data.byteLength).u32(r.circuit).bytes(r.data).done()
+    case 'RELAY_CLOSE': return header(t, id, 4).u32(r.circuit).done()
   }
 }
 
@@ -227,6 +278,15 @@ export function encodeReply (id: number, r: Reply): Buffer {
       checkOpaque('DEVICE reply', r.body, 0, MAX_DEVICE_BYTES)
       return header(t, id, r.body.byteLength).bytes(r.body).done()
     case 'KEEP_POINTER': return header(t, id, 0).done()
+    case 'INTRODUCE':
+      checkKey('INTRODUCE reply key', r.key)
+      checkOpaque('INTRODUCE nonce', r.nonce, PUNCH_NONCE_BYTES, PUNCH_NONCE_BYTES)
+      return header(t, id, KEY_BYTES + ADDR_BYTES + PUNCH_NONCE_BYTES).bytes(r.key).addr(r.addr).bytes(r.nonce).done()
+    case 'RELAY_OPEN': return header(t, id, 4).u32(r.circuit).done()
+    case 'PUNCH':
+    case 'RELAY_ACCEPT':
+    case 'RELAY_DATA':
+    case 'RELAY_CLOSE': return header(t, id, 0).done()
   }
 }
 
@@ -255,6 +315,15 @@ class Reader {
     const n = this.u16(field)
     if (n < min || n > max) this.fail(`${field} must be ${min} to ${max}, not ${n}`)
     return n
+  }
+  addr (field: string, required: boolean): ObservedAddress | null {
+    const family = this.u8(`${field} family`)
+    const ip = this.bytes(4, field)
+    const port = this.u16(`${field} port`)
+    if (family === 0 && !required && port === 0 && ip.every(x => x === 0)) return null
+    if (family !== 4) this.fail(`${field} family ${family} is not ${required ? '' : '0 or '}4`)
+    if (port === 0) this.fail(`${field} port 0`)
+    return { host: Array.from(ip).join('.'), port }
   }
   end (): void { if (this.off !== this.buf.length) this.fail(`${this.buf.length - this.off} trailing bytes`) }
   ids (n: number, field: string): Buffer[] {
@@ -356,6 +425,12 @@ function readRequest (name: Exclude<MsgTypeName, 'HELLO' | 'GOODBYE'>, r: Reader
     case 'SPACE': req = { kind: name }; break
     case 'DEVICE': req = { kind: name, body: opaque(r, 1, MAX_DEVICE_BYTES, 'body') }; break
     case 'KEEP_POINTER': req = { kind: name, item: opaque(r, 1, MAX_KEEP_POINTER_BYTES, 'item') }; break
+    case 'INTRODUCE': req = { kind: name, target: r.bytes(KEY_BYTES, 'target'), targetAddr: r.addr('target address', false), self: r.addr('own address', false) }; break
+    case 'PUNCH': req = { kind: name, from: r.bytes(KEY_BYTES, 'from'), addr: r.addr('address', true)!, nonce: r.bytes(PUNCH_NONCE_BYTES, 'nonce') }; break
+    case 'RELAY_OPEN': req = { kind: name, target: r.bytes(KEY_BYTES, 'target') }; break
+    case 'RELAY_ACCEPT': req = { kind: name, circuit: r.u32('circuit'), from: r.bytes(KEY_BYTES, 'from') }; break
+    case 'RELAY_DATA': req = { kind: name, circuit: r.u32('circuit'), data: opaque(r, 1, MAX_RELAY_CHUNK, 'data') }; break
+    case 'RELAY_CLOSE': req = { kind: name, circuit: r.u32('circuit') }; break
   }
   r.end()
   return req
@@ -402,6 +477,12 @@ function readReply (name: Exclude<MsgTypeName, 'HELLO' | 'GOODBYE'>, r: Reader):
     case 'SPACE': reply = { kind: name, space: { donated: r.u64('donated'), used: r.u64('used'), free: r.u64('free'), quotaForYou: r.u64('quota for you'), usedByYou: r.u64('used by you'), maxShard: r.u32('max shard') } }; break
     case 'DEVICE': reply = { kind: name, body: opaque(r, 0, MAX_DEVICE_BYTES, 'body') }; break
     case 'KEEP_POINTER': reply = { kind: name }; break
+    case 'INTRODUCE': reply = { kind: name, key: r.bytes(KEY_BYTES, 'key'), addr: r.addr('address', true)!, nonce: r.bytes(PUNCH_NONCE_BYTES, 'nonce') }; break
+    case 'RELAY_OPEN': reply = { kind: name, circuit: r.u32('circuit') }; break
+    case 'PUNCH':
+    case 'RELAY_ACCEPT':
+    case 'RELAY_DATA':
+    case 'RELAY_CLOSE': reply = { kind: name }; break
   }
   r.end()
   return reply

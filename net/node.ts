@@ -21,11 +21,13 @@ import { Ledger } from './ledger.js'
 import { peerIdFromKey, parsePeerId, shortId } from './peer-id.js'
 import { MAX_FRAME_BYTES, encodeGoodbye } from './messages.js'
 import { WireErrorCodes } from './errors.js'
-import type { Endpoint, RawConnection, Transport, TransportName } from './transport.js'
+import type { Endpoint, PathName, RawConnection, Transport, TransportName } from './transport.js'
 import { UtpTransport } from './transport-utp.js'
 import { TcpTransport } from './transport-tcp.js'
 import { NatObserver, type Reachability } from './nat-observer.js'
 import { AddressProbe } from './address-probe.js'
+import { Reach, type ReachOptions } from './reach.js'
+import type { RelayStats } from './relay.js'
 import { networkInterfaces } from 'node:os'
 
 export const MAX_CONNECTIONS = 256
@@ -33,6 +35,9 @@ export const MAX_CONNECTIONS = 256
 export const BAN_MS = 10 * 60_000
 export const MAX_BANS = 10_000
 export const AGENT = 'dustbox/0.1'
+/** connect() to a peer reached over a relay waits this long for a direct dial before answering with the relayed one. */
+export const RELAYED_DIAL_WAIT_MS = 2_000
+const PATH_RANK: Readonly<Record<PathName, number>> = { direct: 0, punched: 1, relayed: 2 }
 
 export interface NetNodeOptions {
   /** This node's transport key pair (a device's own key when `certificate` is given). */
@@ -75,6 +80,8 @@ export interface NetNodeOptions {
   readonly maxVersion?: number
   /** Options passed to each transport (socket buffer sizes...). */
   readonly transportOptions?: Record<string, unknown>
+  /** Introductions, hole punching and relays (docs/reachability.md §4-§5); relaying is opt-in. */
+  readonly reach?: ReachOptions
 }
 
 export interface NetWarning {
@@ -127,6 +134,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     send: (buf, host, port) => { (this.transports.get('utp') as UtpTransport | undefined)?.sendDatagram(buf, host, port) },
     onObserved: (by, from, host, port) => { this.nat.observe(by, from, host, port) }
   })
+  /** Introductions, hole punching, relays (reach.ts). */
+  readonly reach: Reach
   private readonly budget: RecvBudget
   private readonly service: StorageService
   private readonly byKey = new Map<string, Peer>()
@@ -160,17 +169,32 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     this.staticKey = x25519FromEd25519(opts.identity)
     this.budget = new RecvBudget(opts.recvBudgetBytes ?? RECV_BUDGET_BYTES)
     this.store = opts.store == null ? null : new ShardStore(opts.store)
+    this.reach = new Reach({
+      key: this.key,
+      peers: () => this.peers(),
+      peer: key => this.peer(key),
+      publicAddress: () => this.nat.status().publicAddress,
+      sendDatagram: (buf, host, port) => { (this.transports.get('utp') as UtpTransport | undefined)?.sendDatagram(buf, host, port) },
+      dialUtp: async (to, key, signal, path) => {
+        const t = this.transports.get('utp')
+        if (t === undefined) throw new NetError(NetCodes.CONFIG_INVALID, 'uTP is not enabled')
+        return await this.dialOne(t, to, key, signal, path)
+      },
+      handshakeOut: async (raw, key, signal) => { this.track(raw); return await this.handshakeOut(raw, `relay:${raw.remote.host}:${raw.remote.port}`, key, signal, 'relayed') },
+      incoming: raw => this.onIncoming(raw),
+      warn: (err, peer) => this.warn(err, { peer: peer?.id, remote: peer?.remote })
+    }, opts.reach)
     this.service = new StorageService(this.store, new DeviceService({
       onDevice: opts.onDevice,
       onKeepPointer: opts.onKeepPointer,
       onError: (err, peer) => this.warn(err, { peer: peer.id, remote: peer.remote })
-    }))
+    }), this.reach)
     this.ledger = new Ledger(opts.stateDir ?? null)
     const names = opts.transports ?? ['utp', 'tcp']
     if (names.length === 0) throw new NetError(NetCodes.CONFIG_INVALID, 'at least one transport is needed')
     for (const name of names) {
       const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
-      const t = name === 'utp' ? new UtpTransport({ onConnection, onDatagram: (b, f) => { this.probe.onDatagram(b, f) }, ...opts.transportOptions }) : new TcpTransport({ onConnection, ...opts.transportOptions })
+      const t = name === 'utp' ? new UtpTransport({ onConnection, onDatagram: this.onDatagram, ...opts.transportOptions }) : new TcpTransport({ onConnection, ...opts.transportOptions })
       this.transports.set(name, t)
     }
   }
@@ -227,8 +251,13 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private recreateTransports (): void {
     for (const name of [...this.transports.keys()]) {
       const onConnection = (raw: RawConnection): void => this.onIncoming(raw)
-      this.transports.set(name, name === 'utp' ? new UtpTransport({ onConnection, onDatagram: (b, f) => { this.probe.onDatagram(b, f) }, ...this.opts.transportOptions }) : new TcpTransport({ onConnection, ...this.opts.transportOptions }))
+      this.transports.set(name, name === 'utp' ? new UtpTransport({ onConnection, onDatagram: this.onDatagram, ...this.opts.transportOptions }) : new TcpTransport({ onConnection, ...this.opts.transportOptions }))
     }
+  }
+
+  /** A datagram on the uTP socket that is not uTP: an address probe or a PUNCH. */
+  private readonly onDatagram = (buf: Buffer, from: { address: string, port: number }): void => {
+    if (!this.reach.puncher.onDatagram(buf, from)) this.probe.onDatagram(buf, from)
   }
 
   get utpPort (): number { return this.ports.utp }
@@ -262,7 +291,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     return {
       identity: this.identity,
       staticKey: this.staticKey,
-      caps: this.store !== null ? Caps.STORAGE : 0,
+      caps: (this.store !== null ? Caps.STORAGE : 0) | this.reach.caps,
       minVersion: this.opts.minVersion ?? MIN_PROTOCOL_VERSION,
       maxVersion: this.opts.maxVersion ?? PROTOCOL_VERSION,
       timeoutMs: this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
@@ -290,7 +319,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     this.track(raw)
     respond(raw.stream, this.handshakeOpts(label)).then(hs => {
       const refusal = this.bannedReason(hs.remoteKey) ?? this.opts.accept?.(hs.remoteKey, raw.remote, hs.remoteOwner) ?? null
-      this.adopt(raw, hs, false, refusal)
+      const path: PathName = raw.transport === 'relay' ? 'relayed' : raw.transport === 'utp' && this.reach.puncher.wasPunched(raw.remote) ? 'punched' : 'direct'
+      this.adopt(raw, hs, false, refusal, path)
     }, (err: unknown) => {
       const e = err instanceof NetError ? err : new NetError(NetCodes.HANDSHAKE_FAILED, `${label}: ${String(err)}`)
       this.warn(e, { remote: raw.remote })
@@ -324,7 +354,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   }
 
   /** Turn a finished handshake into a Peer (or refuse it). Returns the peer now serving this key. */
-  private adopt (raw: RawConnection, hs: HandshakeResult, initiator: boolean, refusal: string | null = null): Peer {
+  private adopt (raw: RawConnection, hs: HandshakeResult, initiator: boolean, refusal: string | null = null, path: PathName = 'direct'): Peer {
     const label = `${shortId(hs.remoteId)} (${raw.transport}:${raw.remote.host}:${raw.remote.port})`
     const channel = new SecureChannel(raw, hs, hs.leftover, {
       label,
@@ -350,6 +380,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       version: hs.version,
       caps: hs.remoteCaps,
       initiator,
+      path,
       handler: this.service,
       localHello: { agent: this.opts.agent ?? AGENT, utpPort: this.ports.utp, tcpPort: this.ports.tcp, observed: raw.remote, maxFrame: MAX_FRAME_BYTES, maxRequests: this.opts.maxHandlers ?? 8 },
       requestTimeoutMs: this.opts.requestTimeoutMs,
@@ -364,10 +395,13 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       // Both sides dialed at once: keep the connection dialed by the smaller key, on both sides alike.
       // The same side dialing again means its end of the old one is gone (it restarted, or lost it
       // without a reset, as uTP can): the new one replaces the stale one.
+      // A better path wins whoever dialled: direct over punched over relayed (docs/reachability.md §5).
       const dialerOf = (p: { initiator: boolean }): Buffer => p.initiator ? this.key : hs.remoteKey
-      const keepNew = existing.initiator === initiator
-        ? true
-        : Buffer.compare(dialerOf({ initiator }), dialerOf(existing)) < 0
+      const keepNew = PATH_RANK[path] !== PATH_RANK[existing.path]
+        ? PATH_RANK[path] < PATH_RANK[existing.path]
+        : existing.initiator === initiator
+          ? true
+          : Buffer.compare(dialerOf({ initiator }), dialerOf(existing)) < 0
       if (!keepNew) {
         channel.close(null, encodeGoodbye(WireErrorCodes.CLOSED, 'duplicate connection'))
         return existing
@@ -400,6 +434,11 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     return this.nat.status()
   }
 
+  /** What this node relays for others (circuits open, bytes forwarded). */
+  relayStats (): RelayStats {
+    return this.reach.relayStats()
+  }
+
   // ------------------------------------------------------------------------------------ outbound
 
   /**
@@ -413,11 +452,20 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     const dialKey = expectKey !== undefined ? Buffer.from(expectKey).toString('hex') : `${target.host}:${target.port ?? ''}:${target.utpPort ?? ''}:${target.tcpPort ?? ''}`
     if (expectKey !== undefined) {
       const open = this.byKey.get(dialKey)
-      if (open?.isOpen === true) return open
+      if (open?.isOpen === true && open.path !== 'relayed') return open
+      // Over a relay: try for a direct path (it replaces the circuit when it wins), but answer with
+      // the relayed connection if that takes more than a moment.
+      if (open?.isOpen === true) {
+        const better = this.dials.get(dialKey) ?? this.dial(target, expectKey, opts)
+        if (!this.dials.has(dialKey)) { this.dials.set(dialKey, better); better.catch(() => {}).finally(() => this.dials.delete(dialKey)) }
+        const moment = new Promise<Peer>(resolve => setTimeout(() => resolve(open), RELAYED_DIAL_WAIT_MS).unref())
+        return await Promise.race([better.catch(() => open), moment])
+      }
     }
     const running = this.dials.get(dialKey)
     if (running !== undefined) return await running
-    const p = this.dial(target, expectKey, opts)
+    // Not answered directly in time: an introduction and a punched hole, or a relay (reach.ts).
+    const p = this.reach.race(this.dial(target, expectKey, opts), { key: expectKey === undefined ? undefined : Buffer.from(expectKey), host: target.host, port: target.utpPort ?? target.port }, opts.signal)
     this.dials.set(dialKey, p)
     try {
       return await p
@@ -451,10 +499,14 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     }
   }
 
-  private async dialOne (t: Transport, remote: Endpoint, expectKey: Uint8Array | undefined, signal: AbortSignal): Promise<Peer> {
-    const label = `${t.name}:${remote.host}:${remote.port}`
+  private async dialOne (t: Transport, remote: Endpoint, expectKey: Uint8Array | undefined, signal: AbortSignal, path: PathName = 'direct'): Promise<Peer> {
     const raw = await t.connect(remote, signal)
     this.track(raw)
+    return await this.handshakeOut(raw, `${t.name}:${remote.host}:${remote.port}`, expectKey, signal, path)
+  }
+
+  /** The initiator's handshake over a connected raw stream, then the peer's HELLO. */
+  private async handshakeOut (raw: RawConnection, label: string, expectKey: Uint8Array | undefined, signal: AbortSignal, path: PathName): Promise<Peer> {
     let hs: HandshakeResult
     try {
       hs = await initiate(raw.stream, this.handshakeOpts(label, signal, expectKey))
@@ -471,7 +523,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       raw.stream.destroy()
       throw new NetError(NetCodes.REFUSED, `${label}: ${peerIdFromKey(hs.remoteKey)} is ${banned}`)
     }
-    const peer = this.adopt(raw, hs, true)
+    const peer = this.adopt(raw, hs, true, null, path)
     if (peer.hello !== null || !peer.isOpen) return peer
     // Wait for the peer's HELLO: a node that refuses us (after the handshake) says why in a GOODBYE.
     await new Promise<void>((resolve, reject) => {
@@ -490,6 +542,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   async close (): Promise<void> {
     this.closing ??= (async () => {
       await this.readyPromise?.catch(() => {})
+      this.reach.close()
       for (const p of this.byKey.values()) p.close(NetCodes.CLOSED, 'node shutting down')
       await Promise.allSettled([...this.transports.values()].map(async t => await t.close()))
       for (const r of this.raws) r.stream.destroy()

@@ -11,7 +11,7 @@ import { NetError, NetCodes, WireErrorCodes, wireCodeName, isWireCode, type NetC
 import type { SecureChannel } from './channel.js'
 import { decodeFrame, encodeError, encodeGoodbye, encodeHello, encodeReply, encodeRequest, type AuditAnswer, type AuditChallenge, type Hello, type ListEntry, type Reply, type Request, type Space } from './messages.js'
 import { shortId } from './peer-id.js'
-import type { Endpoint, TransportName } from './transport.js'
+import type { Endpoint, LinkName, PathName } from './transport.js'
 
 export const REQUEST_TIMEOUT_MS = 30_000
 export const KEEPALIVE_MS = 15_000
@@ -40,6 +40,7 @@ export interface PeerOptions {
   readonly version: number
   readonly caps: number
   readonly initiator: boolean
+  readonly path?: PathName
   readonly handler: RequestHandler
   readonly localHello: Hello
   readonly requestTimeoutMs?: number
@@ -88,7 +89,9 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly version: number
   readonly caps: number
   readonly initiator: boolean
-  readonly transport: TransportName
+  readonly transport: LinkName
+  /** How this connection reached the peer: direct, through a punched hole, or relayed. */
+  readonly path: PathName
   readonly remote: Endpoint
   readonly connectedAt = Date.now()
   hello: Hello | null = null
@@ -127,6 +130,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.caps = opts.caps
     this.initiator = opts.initiator
     this.transport = channel.raw.transport
+    this.path = opts.path ?? (this.transport === 'relay' ? 'relayed' : 'direct')
     this.remote = channel.raw.remote
     this.handler = opts.handler
     this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS

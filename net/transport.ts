@@ -12,10 +12,17 @@ export interface Endpoint {
   readonly port: number
 }
 
+/** What a connection runs over: a transport, or a circuit through a relay (relay.ts). */
+export type LinkName = TransportName | 'relay'
+
+/** How a connection reached its peer (docs/reachability.md §5): the dashboard and status show it. */
+export const PathNames = { direct: 'direct', punched: 'punched', relayed: 'relayed' } as const
+export type PathName = (typeof PathNames)[keyof typeof PathNames]
+
 /** A connected byte stream (Node Duplex semantics: write() returns false past the high-water mark, 'drain'). */
 export interface RawConnection {
   readonly stream: Duplex
-  readonly transport: TransportName
+  readonly transport: LinkName
   readonly remote: Endpoint
 }
 

@@ -94,14 +94,21 @@ export function transferRow (t: Transfer, w: number): string {
   return fit(`${arrow} ${fit(cutLeft(t.rel, nameW), nameW)} ${bar(t.bytes, t.size, barW)} ${stats}`, w)
 }
 
+/** The way to a peer: its transport when direct, else how it was reached (punched hole, relay). */
+function via (p: PeerStatus): string {
+  if (p.path === 'punched') return 'punch'
+  if (p.path === 'relayed') return 'relay'
+  return p.transport ?? '-'
+}
+
 export function peerRow (p: PeerStatus, w: number, now: number): string {
   const state = p.connected ? 'online' : 'offline'
   const rtt = p.rttMs === null || p.rttMs === undefined ? '-' : p.rttMs < 10 ? `${p.rttMs.toFixed(1)}ms` : `${Math.round(p.rttMs)}ms`
   const audit = p.lastAudit === null || p.lastAudit === undefined ? '-' : `${p.lastAudit.ok ? 'ok' : 'FAIL'} ${duration((now - p.lastAudit.at) / 1000)} ago`
   if (w >= ROOMY) {
-    return fit(`${p.short}  ${fit(p.address ?? '-', 21)}  ${fit(p.transport ?? '-', 3)}  ${fit(rtt, 7, 'right')}  ${fit(state, 7)}  holds for me ${fit(bytes(p.holdsForMe), 6, 'right')}  I hold ${fit(bytes(p.iHoldForThem), 6, 'right')}  audit ${audit}`, w)
+    return fit(`${p.short}  ${fit(p.address ?? '-', 21)}  ${fit(via(p), 5)}  ${fit(rtt, 7, 'right')}  ${fit(state, 7)}  holds for me ${fit(bytes(p.holdsForMe), 6, 'right')}  I hold ${fit(bytes(p.iHoldForThem), 6, 'right')}  audit ${audit}`, w)
   }
-  return fit(`${p.short} ${fit(p.address ?? '-', 21)} ${fit(p.transport ?? '-', 3)} ${fit(rtt, 6, 'right')} ${fit(state, 7)} ↑${fit(bytes(p.holdsForMe), 6, 'right')} ↓${fit(bytes(p.iHoldForThem), 6, 'right')} ${cut(audit, 8)}`, w)
+  return fit(`${p.short} ${fit(p.address ?? '-', 21)} ${fit(via(p), 5)} ${fit(rtt, 6, 'right')} ${fit(state, 7)} ↑${fit(bytes(p.holdsForMe), 6, 'right')} ↓${fit(bytes(p.iHoldForThem), 6, 'right')} ${cut(audit, 8)}`, w)
 }
 
 export function paneTitle (name: string, detail: string, w: number): string {

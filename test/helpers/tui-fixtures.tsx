@@ -12,7 +12,7 @@ export const ID = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8
 
 export function peer (i: number, over: Partial<PeerStatus> = {}): PeerStatus {
   const hex = (i.toString(16).padStart(2, '0') + 'f00dbeef').repeat(8).slice(0, 64)
-  return { id: `PEER${i}`, short: hex.slice(0, 8), connected: true, holdsForMe: 3 * 1024 * 1024 * (i + 1), iHoldForThem: 1024 * 1024 * i, offersSpace: true, freeForMe: 1 << 30, address: `127.0.0.1:${40000 + i}`, transport: i % 2 === 0 ? 'utp' : 'tcp', rttMs: 0.5 + i, state: 'online', score: 1, lostWhy: null, audits: { ok: 10 * i, failed: 0 }, lastAudit: { at: Date.now() - 60_000 * i, ok: true }, ...over }
+  return { id: `PEER${i}`, short: hex.slice(0, 8), connected: true, holdsForMe: 3 * 1024 * 1024 * (i + 1), iHoldForThem: 1024 * 1024 * i, offersSpace: true, freeForMe: 1 << 30, address: `127.0.0.1:${40000 + i}`, transport: i % 2 === 0 ? 'utp' : 'tcp', path: 'direct', rttMs: 0.5 + i, state: 'online', score: 1, lostWhy: null, audits: { ok: 10 * i, failed: 0 }, lastAudit: { at: Date.now() - 60_000 * i, ok: true }, ...over }
 }
 
 export function status (over: Partial<AgentStatus> = {}): AgentStatus {
