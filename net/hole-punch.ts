@@ -59,6 +59,8 @@ export class HolePuncher {
       this.sessions.set(key, s)
     }
     const session = s
+    // Whatever connects with that address from now on got through thanks to this punch.
+    this.notePunched({ host, port })
     const window = opts.windowMs ?? PUNCH_WINDOW_MS
     const every = opts.intervalMs ?? PUNCH_INTERVAL_MS
     const packet = encodeProbe(PUNCH_TYPE, nonce, { host, port })
@@ -109,7 +111,7 @@ export class HolePuncher {
     return true
   }
 
-  /** Whether an inbound connection from this address follows a punch (its path is "punched"). */
+  /** Whether a connection with this address follows a punch towards it or from it (its path is "punched"). */
   wasPunched (remote: Endpoint): boolean {
     const k = `${remote.host}:${remote.port}`
     const until = this.punched.get(k)

@@ -319,8 +319,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     this.track(raw)
     respond(raw.stream, this.handshakeOpts(label)).then(hs => {
       const refusal = this.bannedReason(hs.remoteKey) ?? this.opts.accept?.(hs.remoteKey, raw.remote, hs.remoteOwner) ?? null
-      const path: PathName = raw.transport === 'relay' ? 'relayed' : raw.transport === 'utp' && this.reach.puncher.wasPunched(raw.remote) ? 'punched' : 'direct'
-      this.adopt(raw, hs, false, refusal, path)
+      this.adopt(raw, hs, false, refusal, raw.transport === 'relay' ? 'relayed' : 'direct')
     }, (err: unknown) => {
       const e = err instanceof NetError ? err : new NetError(NetCodes.HANDSHAKE_FAILED, `${label}: ${String(err)}`)
       this.warn(e, { remote: raw.remote })
@@ -369,6 +368,9 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       channel.close(new NetError(NetCodes.REFUSED, refusal), encodeGoodbye(WireErrorCodes.REFUSED, refusal))
       throw new NetError(NetCodes.REFUSED, `${label}: refused: ${refusal}`)
     }
+    // A uTP connection with an address this node just punched towards (or got a PUNCH from) crossed
+    // the NATs thanks to that punch, whichever dial completed it.
+    if (path === 'direct' && raw.transport === 'utp' && this.reach.puncher.wasPunched(raw.remote)) path = 'punched'
     const keyHex = hs.remoteKey.toString('hex')
     const popts: PeerOptions = {
       key: hs.remoteKey,
