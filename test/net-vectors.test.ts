@@ -114,7 +114,20 @@ function compute (): Record<string, unknown> {
     DEVICE_reply: hex(encodeReply(10, { kind: 'DEVICE', body: Buffer.from('opaque answer', 'ascii') })),
     DEVICE_reply_empty: hex(encodeReply(11, { kind: 'DEVICE', body: Buffer.alloc(0) })),
     KEEP_POINTER: hex(encodeRequest(12, { kind: 'KEEP_POINTER', item: Buffer.from('d1:v3:abce', 'ascii') })),
-    KEEP_POINTER_reply: hex(encodeReply(12, { kind: 'KEEP_POINTER' }))
+    KEEP_POINTER_reply: hex(encodeReply(12, { kind: 'KEEP_POINTER' })),
+    INTRODUCE: hex(encodeRequest(13, { kind: 'INTRODUCE', target: B.publicKey, targetAddr: null, self: { host: '203.0.113.7', port: 51000 } })),
+    INTRODUCE_byAddress: hex(encodeRequest(14, { kind: 'INTRODUCE', target: Buffer.alloc(32), targetAddr: { host: '198.51.100.2', port: 6881 }, self: null })),
+    INTRODUCE_reply: hex(encodeReply(13, { kind: 'INTRODUCE', key: B.publicKey, addr: { host: '198.51.100.2', port: 6881 }, nonce: seq(0xa0, 8) })),
+    PUNCH: hex(encodeRequest(15, { kind: 'PUNCH', from: A.publicKey, addr: { host: '203.0.113.7', port: 51000 }, nonce: seq(0xa0, 8) })),
+    PUNCH_reply: hex(encodeReply(15, { kind: 'PUNCH' })),
+    RELAY_OPEN: hex(encodeRequest(16, { kind: 'RELAY_OPEN', target: B.publicKey })),
+    RELAY_OPEN_reply: hex(encodeReply(16, { kind: 'RELAY_OPEN', circuit: 7 })),
+    RELAY_ACCEPT: hex(encodeRequest(17, { kind: 'RELAY_ACCEPT', circuit: 7, from: A.publicKey })),
+    RELAY_ACCEPT_reply: hex(encodeReply(17, { kind: 'RELAY_ACCEPT' })),
+    RELAY_DATA: hex(encodeRequest(18, { kind: 'RELAY_DATA', circuit: 7, data: Buffer.from('ciphertext of the inner channel', 'ascii') })),
+    RELAY_DATA_reply: hex(encodeReply(18, { kind: 'RELAY_DATA' })),
+    RELAY_CLOSE: hex(encodeRequest(19, { kind: 'RELAY_CLOSE', circuit: 7 })),
+    RELAY_CLOSE_reply: hex(encodeReply(19, { kind: 'RELAY_CLOSE' }))
   }
 
   return {

@@ -583,12 +583,14 @@ MAX_AGENT = 64
 MAX_HANDLERS = 8
 MAX_DEVICE = 4 * 1024 * 1024
 MAX_KEEP_POINTER = 1024
+MAX_RELAY_CHUNK = 64 * 1024
 check("MAX_SHARD_BYTES", MAX_SHARD_BYTES, 4198400)
 check("MAX_FRAME_BYTES", MAX_FRAME_BYTES, 4202496)
 
 TYPES = {"HELLO": 0x01, "PING": 0x02, "PUT_SHARD": 0x03, "GET_SHARD": 0x04, "HAS": 0x05, "DELETE": 0x06,
          "LIST": 0x07, "AUDIT": 0x08, "SPACE": 0x09, "GOODBYE": 0x0A, "DEVICE": 0x0B, "KEEP_POINTER": 0x0C,
-         "ERROR": 0xFF}
+         "INTRODUCE": 0x0D, "PUNCH": 0x0E, "RELAY_OPEN": 0x0F, "RELAY_ACCEPT": 0x10, "RELAY_DATA": 0x11,
+         "RELAY_CLOSE": 0x12, "ERROR": 0xFF}
 NAMES = {v: k for k, v in TYPES.items()}
 NOTICES = {"HELLO", "GOODBYE"}
 CODES = {"BAD_MESSAGE": 1, "UNKNOWN_TYPE": 2, "NOT_FOUND": 3, "HASH_MISMATCH": 4, "QUOTA_EXCEEDED": 5,
@@ -668,6 +670,21 @@ def put_bitmap(bits):
         if b:
             bm[i // 8] |= 1 << (i % 8)
     return struct.pack(">H", len(bits)) + bytes(bm)
+
+
+def addr(r, required):
+    fam, ip, port = r.u8(), r.take(4), r.u16()
+    if fam == 0 and not required and port == 0 and ip == bytes(4):
+        return None
+    if fam != 4 or port == 0:
+        raise BadMessage(f"address family {fam} port {port}")
+    return (".".join(str(x) for x in ip), port)
+
+
+def put_addr(a):
+    if a is None:
+        return bytes(7)
+    return b"\x04" + bytes(int(x) for x in a[0].split(".")) + struct.pack(">H", a[1])
 
 
 def dec_body(name, reply, r):
@@ -751,6 +768,26 @@ def dec_body(name, reply, r):
             raise BadMessage(f"KEEP_POINTER item of {len(f['item'])} bytes")
     elif name == "KEEP_POINTER":
         pass
+    elif name == "INTRODUCE" and not reply:
+        f["target"], f["target_addr"], f["self"] = r.take(32), addr(r, False), addr(r, False)
+    elif name == "INTRODUCE":
+        f["key"], f["addr"], f["nonce"] = r.take(32), addr(r, True), r.take(8)
+    elif name == "PUNCH" and not reply:
+        f["from"], f["addr"], f["nonce"] = r.take(32), addr(r, True), r.take(8)
+    elif name == "RELAY_OPEN" and not reply:
+        f["target"] = r.take(32)
+    elif name == "RELAY_OPEN":
+        f["circuit"] = r.u32()
+    elif name == "RELAY_ACCEPT" and not reply:
+        f["circuit"], f["from"] = r.u32(), r.take(32)
+    elif name == "RELAY_DATA" and not reply:
+        f["circuit"], f["data"] = r.u32(), r.rest()
+        if not 1 <= len(f["data"]) <= MAX_RELAY_CHUNK:
+            raise BadMessage(f"RELAY_DATA of {len(f['data'])} bytes")
+    elif name == "RELAY_CLOSE" and not reply:
+        f["circuit"] = r.u32()
+    elif name in ("PUNCH", "RELAY_ACCEPT", "RELAY_DATA", "RELAY_CLOSE"):
+        pass
     elif name == "SPACE" and not reply:
         pass
     elif name == "SPACE":
@@ -817,6 +854,20 @@ def encode(name, reply, mid, f):
         out += f["body"]
     elif name == "KEEP_POINTER" and not reply:
         out += f["item"]
+    elif name == "INTRODUCE" and not reply:
+        out += f["target"] + put_addr(f["target_addr"]) + put_addr(f["self"])
+    elif name == "INTRODUCE":
+        out += f["key"] + put_addr(f["addr"]) + f["nonce"]
+    elif name == "PUNCH" and not reply:
+        out += f["from"] + put_addr(f["addr"]) + f["nonce"]
+    elif name == "RELAY_OPEN":
+        out += struct.pack(">I", f["circuit"]) if reply else f["target"]
+    elif name == "RELAY_ACCEPT" and not reply:
+        out += struct.pack(">I", f["circuit"]) + f["from"]
+    elif name == "RELAY_DATA" and not reply:
+        out += struct.pack(">I", f["circuit"]) + f["data"]
+    elif name == "RELAY_CLOSE" and not reply:
+        out += struct.pack(">I", f["circuit"])
     elif name == "SPACE" and reply:
         out += struct.pack(">QQQQQI", f["donated"], f["used"], f["free"], f["quota_for_you"],
                            f["used_by_you"], f["max_shard"])
@@ -825,6 +876,7 @@ def encode(name, reply, mid, f):
 
 GiB = 1 << 30
 n_data = len(data)
+A_PUB, B_PUB = ID["initiator"]["ed"], ID["responder"]["ed"]
 # (vector name) -> (type name, is reply, id, fields). Derived values come from the shards vectors, the
 # audit proofs computed above and the spec's constants; the rest are example values.
 EXPECTED = {
@@ -858,6 +910,19 @@ EXPECTED = {
     "DEVICE_reply_empty": ("DEVICE", True, 11, {"body": b""}),
     "KEEP_POINTER": ("KEEP_POINTER", False, 12, {"item": b"d1:v3:abce"}),
     "KEEP_POINTER_reply": ("KEEP_POINTER", True, 12, {}),
+    "INTRODUCE": ("INTRODUCE", False, 13, {"target": B_PUB, "target_addr": None, "self": ("203.0.113.7", 51000)}),
+    "INTRODUCE_byAddress": ("INTRODUCE", False, 14, {"target": bytes(32), "target_addr": ("198.51.100.2", 6881), "self": None}),
+    "INTRODUCE_reply": ("INTRODUCE", True, 13, {"key": B_PUB, "addr": ("198.51.100.2", 6881), "nonce": bytes(range(0xA0, 0xA8))}),
+    "PUNCH": ("PUNCH", False, 15, {"from": A_PUB, "addr": ("203.0.113.7", 51000), "nonce": bytes(range(0xA0, 0xA8))}),
+    "PUNCH_reply": ("PUNCH", True, 15, {}),
+    "RELAY_OPEN": ("RELAY_OPEN", False, 16, {"target": B_PUB}),
+    "RELAY_OPEN_reply": ("RELAY_OPEN", True, 16, {"circuit": 7}),
+    "RELAY_ACCEPT": ("RELAY_ACCEPT", False, 17, {"circuit": 7, "from": A_PUB}),
+    "RELAY_ACCEPT_reply": ("RELAY_ACCEPT", True, 17, {}),
+    "RELAY_DATA": ("RELAY_DATA", False, 18, {"circuit": 7, "data": b"ciphertext of the inner channel"}),
+    "RELAY_DATA_reply": ("RELAY_DATA", True, 18, {}),
+    "RELAY_CLOSE": ("RELAY_CLOSE", False, 19, {"circuit": 7}),
+    "RELAY_CLOSE_reply": ("RELAY_CLOSE", True, 19, {}),
 }
 MSG = V["messages"]
 check("message vector names", sorted(MSG), sorted(EXPECTED))
