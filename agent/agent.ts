@@ -36,6 +36,7 @@ import { buildStatus, type AgentStatus, type HealthStatus } from './status.js'
 import { Activity } from './activity.js'
 import { wireControl, isOwnAddress, pick } from './agent-control.js'
 import { reachOptions } from './reach-config.js'
+import { startPortMapping, stopPortMapping } from './port-mapping.js'
 
 export const STORE_DIR = 'donated'
 /** How often hydrated files are checked for eviction (at most; a quarter of --evict-after when shorter). */
@@ -168,6 +169,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
       this.net.on('warning', w => this.warn(w.error))
       await this.net.ready()
+      startPortMapping(this)
       this.rdb = new RepairDb(this.db)
       this.monitor = new PeerMonitor({ net: this.net, db: this.rdb, ...pick(c.tunables, ['tickMs', 'suspectAfterMs', 'offlineAfterMs', 'lostAfterMs', 'startGraceMs'], { tickMs: 'monitorTickMs' }), ...(c.lostAfterMs !== undefined ? { lostAfterMs: c.lostAfterMs } : {}) })
       this.monitor.on('state', e => {
@@ -573,6 +575,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         () => this.peers?.close(),
         async () => await this.keeper?.close(),
         async () => await this.discovery?.close(),
+        async () => await stopPortMapping(this),
         async () => await this.net?.close(),
         async () => await this.engine?.close(),
         () => this.db?.close(),

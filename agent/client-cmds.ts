@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { basename, resolve } from 'node:path'
 import { ControlClient } from './control-client.js'
 import { AgentError, AgentCodes } from './errors.js'
-import { humanBytes } from './format.js'
+import { humanBytes, portMappingLine } from './format.js'
 import type { AgentStatus } from './status.js'
 import { loadConfig } from './config.js'
 import { openStandalone } from './standalone-open.js'
@@ -36,6 +36,8 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
   io.out(`redundancy ${s.redundancy.k}+${s.redundancy.m}  peers ${connected.length} connected, ${connected.filter(p => p.offersSpace).length} offering space`)
   const r = s.reachability
   if (r !== undefined) io.out(`reachability: ${r.natType === 'unknown' ? 'not known yet (no peer over uTP)' : r.natType === 'open' ? 'reachable directly' : `behind a NAT (${r.natType})`}${r.publicAddress !== null ? `, seen at ${r.publicAddress.host}:${r.publicAddress.port}` : ''} by ${r.observers} peers on ${r.observerHosts} hosts`)
+  const pm = s.portMapping
+  if (pm !== undefined && pm.state !== 'off') io.out(portMappingLine(pm))
   const paths = { punched: connected.filter(p => p.path === 'punched').length, relayed: connected.filter(p => p.path === 'relayed').length }
   if (paths.punched + paths.relayed > 0) io.out(`paths: ${connected.length - paths.punched - paths.relayed} direct, ${paths.punched} through punched holes, ${paths.relayed} relayed`)
   if (s.relay?.enabled === true) io.out(`relaying for others: ${s.relay.circuits} circuits open, ${s.relay.opened} since start, ${humanBytes(s.relay.bytes)} forwarded`)

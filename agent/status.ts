@@ -57,7 +57,8 @@ export interface FolderStatus {
 }
 
 import type { SyncServiceStatus } from './sync-service.js'
-import type { Reachability } from '../net/index.js'
+import type { Reachability, PortMappingStatus } from '../net/index.js'
+import { portMappingStatus } from './port-mapping.js'
 
 export interface AgentStatus {
   readonly version: 1
@@ -65,6 +66,8 @@ export interface AgentStatus {
   readonly sync?: SyncServiceStatus
   /** What peers say of this node's reachability: NAT type, public address (docs/reachability.md). */
   readonly reachability?: Reachability
+  /** The router's port mapping for this node's port: state, method, external address (docs/reachability.md §3). */
+  readonly portMapping?: PortMappingStatus
   /** Relaying for others (opt-in): circuits open, circuits opened and bytes forwarded since start. */
   readonly relay?: { readonly enabled: boolean, readonly circuits: number, readonly opened: number, readonly bytes: number }
   readonly identity: string
@@ -168,6 +171,7 @@ export function buildStatus (a: Agent): AgentStatus {
     unrecoverable: a.health().unrecoverable > 0 ? a.repair.unrecoverable(100) : [],
     sync: a.sync.status(),
     reachability: a.net.reachability(),
+    portMapping: portMappingStatus(a),
     relay: { enabled: a.net.reach.relay.enabled, ...a.net.relayStats() }
   }
 }

@@ -13,3 +13,4 @@ export { signDeviceCert, decodeDeviceCert, verifyDeviceCert, MAX_DEVICE_NAME_BYT
 export type { DeviceHandler, KeepPointerHandler } from './device-service.js'
 export type { Transport, TransportName, LinkName, PathName, Endpoint, RawConnection } from './transport.js'
 export { NatObserver, NatTypes, classify, type NatType, type Reachability, type Observation } from './nat-observer.js'
+export { PortMapper, type PortMapperOptions, type PortMappingStatus, type PortMappingState, type PortMappingMethod } from './port-mapper.js'

@@ -7,7 +7,6 @@
 // `why` says so: the test skips with that message.
 
 import { execFileSync } from 'node:child_process'
-import type { TestContext } from 'node:test'
 
 export type NatKind = 'endpoint-independent' | 'symmetric'
 
@@ -19,6 +18,14 @@ export interface NatLab {
   addPublic: (ip: string) => void
   /** Command prefix to run a process in a namespace. */
   wrap: (ns: string) => string[]
+  /**
+   * Change every mapping of NAT `n` (an index into `nats`) at once, as a router that restarts or gets
+   * a new address from its ISP does: its WAN link goes down, gets `opts.wan` (default: the other of
+   * 10.77.0.(100+i) and 10.77.0.(110+i)) and comes back up. Masquerade drops its conntrack entries when
+   * its device goes down or its address goes, so every flow leaves by a new mapping afterwards and
+   * the replies to the old ones find no entry. Returns the WAN address now (also in `nats[n].wan`).
+   */
+  remap: (n: number, opts?: { wan?: string }) => string
 }
 
 function sh (args: string[], input?: string): string {
@@ -29,21 +36,26 @@ function has (cmd: string): boolean {
   try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true } catch { return false }
 }
 
-/** nft, installed from Debian's packages when missing (root only). Null when present, else why not. */
-function ensureNft (): string | null {
-  if (has('nft')) return null
-  if (process.getuid?.() !== 0) return 'nftables (nft) is not installed and the tests do not run as root to install it'
-  if (process.env.DUSTBOX_NO_APT === '1') return 'nftables (nft) is not installed (DUSTBOX_NO_APT=1)'
+/** `cmd` from Debian's package `pkg`, installed with apt-get when missing (root only). Null when present, else why not. */
+export function ensurePackage (cmd: string, pkg: string): string | null {
+  if (has(cmd)) return null
+  if (process.getuid?.() !== 0) return `${pkg} (${cmd}) is not installed and the tests do not run as root to install it`
+  if (process.env.DUSTBOX_NO_APT === '1') return `${pkg} (${cmd}) is not installed (DUSTBOX_NO_APT=1)`
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
   // Bounded (at most about 3 minutes in all), so a test that cannot install skips within its timeout.
   for (const update of [false, true]) {
     try {
       if (update) execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', timeout: 80_000, env })
-      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nftables'], { stdio: 'ignore', timeout: 50_000, env })
-      if (has('nft')) return null
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: 'ignore', timeout: 50_000, env })
+      if (has(cmd)) return null
     } catch { /* try with fresh package lists, then give up */ }
   }
-  return 'nftables (nft) is not installed and apt-get could not install it'
+  return `${pkg} (${cmd}) is not installed and apt-get could not install it`
+}
+
+/** nft, installed from Debian's packages when missing (root only). Null when present, else why not. */
+function ensureNft (): string | null {
+  return ensurePackage('nft', 'nftables')
 }
 
 /** The router's ruleset: masquerade on the WAN (`random` for a symmetric NAT), inbound only for replies. */
@@ -58,8 +70,11 @@ table ip filter {
 `
 }
 
+/** Where natLab registers its teardown: a node:test TestContext, or a bench's own cleanup list. */
+export interface CleanupRegistry { after: (fn: () => void | Promise<void>) => void }
+
 /** Build the lab (torn down by `t.after`), or say why it cannot be built here. */
-export function natLab (t: TestContext, kinds: readonly NatKind[]): { lab: NatLab | null, why: string } {
+export function natLab (t: CleanupRegistry, kinds: readonly NatKind[]): { lab: NatLab | null, why: string } {
   const tag = `d${process.pid % 100000}`
   const inet = `${tag}-inet`
   const made: string[] = []
@@ -114,13 +129,28 @@ export function natLab (t: TestContext, kinds: readonly NatKind[]): { lab: NatLa
       // Like a home router, it drops what arrives on the WAN unasked (before conntrack confirms an entry
       // for it, so an early punch packet does not take the port a later outgoing mapping wants).
       sh(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], natRules(kind))
-      nats.push({ kind, router, host, wan, lan })
+      const nat = { kind, router, host, wan, lan, i } // `wan` changes with remap()
+      nats.push(nat)
     })
     const lab: NatLab = {
       inet,
       nats,
       addPublic: (ip: string) => { inNs(inet, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'br0') },
-      wrap: (ns: string) => ['ip', 'netns', 'exec', ns]
+      wrap: (ns: string) => ['ip', 'netns', 'exec', ns],
+      remap: (n: number, opts: { wan?: string } = {}) => {
+        const nat = nats[n] as unknown as { wan: string, router: string, i: number } | undefined
+        if (nat === undefined) throw new Error(`natlab: no NAT ${n}`)
+        const first = `10.77.0.${100 + nat.i}`
+        const wan = opts.wan ?? (nat.wan === first ? `10.77.0.${110 + nat.i}` : first)
+        inNs(nat.router, 'ip', 'link', 'set', 'wan', 'down')
+        if (wan !== nat.wan) {
+          inNs(nat.router, 'ip', 'addr', 'del', `${nat.wan}/24`, 'dev', 'wan')
+          inNs(nat.router, 'ip', 'addr', 'add', `${wan}/24`, 'dev', 'wan')
+        }
+        inNs(nat.router, 'ip', 'link', 'set', 'wan', 'up')
+        nat.wan = wan
+        return wan
+      }
     }
     return { lab, why: '' }
   } catch (err) {
