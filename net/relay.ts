@@ -37,7 +37,14 @@ export interface RelayServiceOptions {
   readonly tap?: (data: Buffer) => void
 }
 
-interface Circuit { readonly id: number, readonly a: Peer, readonly b: Peer, bytes: number }
+interface Circuit {
+  readonly id: number
+  readonly a: Peer
+  readonly b: Peer
+  bytes: number
+  /** Chunks are forwarded in the order they came, per direction (waiting for the rate may not reorder them). */
+  order: { ab: Promise<void>, ba: Promise<void> }
+}
 
 export interface RelayStats { readonly circuits: number, readonly bytes: number, readonly opened: number }
 
@@ -67,7 +74,7 @@ export class RelayService {
     if (to === undefined || !to.isOpen) throw new NetError(NetCodes.NOT_FOUND, 'not connected to that peer')
     const id = this.nextId
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1
-    const c: Circuit = { id, a: from, b: to, bytes: 0 }
+    const c: Circuit = { id, a: from, b: to, bytes: 0, order: { ab: Promise.resolve(), ba: Promise.resolve() } }
     this.circuits.set(id, c)
     try {
       await to.request({ kind: 'RELAY_ACCEPT', circuit: id, from: from.key }, { timeoutMs: RELAY_REQUEST_TIMEOUT_MS, signal: from.signal })
@@ -92,11 +99,22 @@ export class RelayService {
       this.drop(c, null)
       throw new NetError(NetCodes.QUOTA_EXCEEDED, `circuit ${circuit} carried its ${this.opts.circuitBytes ?? RELAY_CIRCUIT_BYTES} bytes`)
     }
-    await this.take(data.length, from.signal)
-    this.totalBytes += data.length
-    try { this.opts.tap?.(data) } catch {}
     const other = c.a === from ? c.b : c.a
-    await other.request({ kind: 'RELAY_DATA', circuit, data }, { timeoutMs: RELAY_REQUEST_TIMEOUT_MS, signal: from.signal })
+    const dir = c.a === from ? 'ab' : 'ba'
+    // Take the rate and issue the forward in arrival order; then wait for the other end's answer.
+    const issued = c.order[dir].then(async () => {
+      await this.take(data.length, from.signal)
+      this.totalBytes += data.length
+      try { this.opts.tap?.(data) } catch {}
+      return { answer: other.request({ kind: 'RELAY_DATA', circuit, data }, { timeoutMs: RELAY_REQUEST_TIMEOUT_MS, signal: from.signal }) }
+    })
+    c.order[dir] = issued.then(() => {}, () => {})
+    try {
+      await (await issued).answer
+    } catch (err) {
+      this.drop(c, null) // a lost chunk would corrupt the stream: the circuit ends instead
+      throw err
+    }
     return { kind: 'RELAY_DATA' }
   }
 

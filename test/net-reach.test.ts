@@ -93,7 +93,8 @@ test('hole puncher: answers only its nonce from the expected host, finds the sou
   assert.deepEqual(await found, { host: '198.51.100.9', port: 4001 }, 'the port its NAT chose, not the one asked')
   assert.ok(sent.slice(before).some(s => s.port === 4001), 'answered once at the source')
   assert.equal(p.wasPunched({ host: '198.51.100.9', port: 4001 }), true)
-  assert.equal(p.wasPunched({ host: '198.51.100.9', port: 4000 }), false)
+  assert.equal(p.wasPunched({ host: '198.51.100.9', port: 4000 }), true, 'the address punched towards counts too')
+  assert.equal(p.wasPunched({ host: '198.51.100.9', port: 4002 }), false)
   // No answer: null when the window ends.
   assert.equal(await p.punch(randomBytes(8), '198.51.100.9', 4000, { windowMs: 200, intervalMs: 50 }), null)
   p.close()
@@ -154,12 +155,16 @@ test('relay: a circuit through R carries the end-to-end channel; R only sees cip
   await assert.rejects(a.reach.relayTo(keyPair().publicKey, AbortSignal.timeout(5000)), (e: unknown) => e instanceof NetError && e.code === 'NOT_FOUND')
 })
 
-test('relay caps: circuits over the cap are refused with BUSY', async t => {
-  const r = await startNode(t, { reach: { relay: { enabled: true, maxCircuits: 1 } } })
+test('relay caps: circuits over the cap are refused with BUSY; a rate-capped relay keeps each circuit in order', async t => {
+  const r = await startNode(t, { reach: { relay: { enabled: true, maxCircuits: 1, rateBytes: 1024 * 1024 } } })
   const a = await startNode(t)
-  const s1 = await startNode(t)
+  const s1 = await startNode(t, { storage: true })
   const s2 = await startNode(t)
   for (const x of [a, s1, s2]) await dial(x, r)
-  await a.reach.relayTo(s1.key, AbortSignal.timeout(10_000))
+  const peer = await a.reach.relayTo(s1.key, AbortSignal.timeout(10_000))
   await assert.rejects(a.reach.relayTo(s2.key, AbortSignal.timeout(10_000)), (e: unknown) => e instanceof NetError && e.code === 'BUSY')
+  // 2.5 MiB through a relay capped at 1 MiB/s: chunks wait for the rate, and must still arrive in order.
+  const shard = randomBytes(2.5 * 1024 * 1024)
+  assert.equal((await peer.put(shardIdOf(shard), shard, { timeoutMs: 60_000 })).stored, true)
+  assert.equal(peer.isOpen, true)
 })
