@@ -22,7 +22,13 @@ export function startPortMapping (a: Agent): PortMapper | null {
     retryMs: t.portMapRetryMs,
     searchTimeoutMs: t.portMapSearchTimeoutMs,
     description: `dustbox ${a.net.port}`,
-    onWarning: e => { a.emit('warning', { code: e.code, message: e.message }) }
+    onWarning: e => { a.emit('warning', { code: e.code, message: e.message }) },
+    // A mapping makes the node reachable at the router's address: say so in introductions and the DHT.
+    onChange: s => {
+      const mapped = s.state === 'mapped' && s.externalHost !== undefined && s.externalPort !== undefined
+      a.net.setPortMapped(mapped ? { host: s.externalHost!, port: s.externalPort! } : null)
+      try { a.discovery?.setAnnouncePort(mapped ? s.externalPort! : a.net.port) } catch {}
+    }
   })
   mappers.set(a, pm)
   pm.start()

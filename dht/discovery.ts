@@ -102,6 +102,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   private readonly lookups = new Map<string, Promise<Endpoint[]>>()
   private readonly lastLookup = new BoundedMap<string, { at: number, result: Endpoint[] }>(256)
   private readonly lastAnnounce = new BoundedMap<string, number>(256)
+  /** The port announced instead of `announcePort` (a router's mapping), or null. */
+  private mappedPort: number | null = null
   private lookupSlots = 0
   private readonly lookupWaiters: Array<() => void> = []
   private readonly waiters = new Map<string, Array<(ok: boolean) => void>>()
@@ -179,9 +181,18 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
 
   // ---- announce ----
 
+  /** Announce another port from now on (a router's mapping, docs/reachability.md §3), at once. */
+  setAnnouncePort (port: number): void {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new DhtError(DhtCodes.CONFIG_INVALID, `announce port ${port} is not 1..65535`)
+    if (this.opts.announcePort === undefined || (this.mappedPort ?? this.opts.announcePort) === port) return
+    this.mappedPort = port
+    this.lastAnnounce.clear()
+    this.announce().catch(err => { if (!this.closed) this.warn(asDhtError(err, DhtCodes.LOOKUP_FAILED, 'announce of the mapped port')) })
+  }
+
   /** Announces the transport port on every swarm topic and on the node's own owner topic (current epochs). */
   async announce (): Promise<Array<{ topic: string, ok: boolean }>> {
-    const port = this.opts.announcePort
+    const port = this.opts.announcePort === undefined ? undefined : (this.mappedPort ?? this.opts.announcePort)
     if (port === undefined) throw new DhtError(DhtCodes.CONFIG_INVALID, 'no announce port configured: this node only looks up')
     const gap = this.opts.announceMinGapMs ?? ANNOUNCE_MIN_GAP_MS
     const out: Array<{ topic: string, ok: boolean }> = []

@@ -45,6 +45,7 @@ export class BoundedMap<K, V> {
   }
 
   delete (key: K): boolean { return this.map.delete(key) }
+  clear (): void { this.map.clear() }
 
 }
 

@@ -48,6 +48,8 @@ export interface Reachability {
   readonly observerHosts: number
   /** Distinct public ports reported (1 for open and endpoint-independent NATs). */
   readonly mappedPorts: number
+  /** The port the router maps to this node (UPnP-IGD / NAT-PMP / PCP, docs/reachability.md §3), or absent. */
+  readonly portMapped?: { readonly host: string, readonly port: number }
 }
 
 export class NatObserver {

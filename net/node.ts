@@ -144,6 +144,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   /** key hex → ban expiry (ms since epoch); oldest first, at most MAX_BANS. */
   private readonly bans = new Map<string, number>()
   private readyPromise: Promise<void> | null = null
+  private portMapped: Endpoint | null = null
   private closing: Promise<void> | null = null
 
   constructor (opts: NetNodeOptions) {
@@ -173,7 +174,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       key: this.key,
       peers: () => this.peers(),
       peer: key => this.peer(key),
-      publicAddress: () => this.nat.status().publicAddress,
+      publicAddress: () => this.portMapped ?? this.nat.status().publicAddress,
       sendDatagram: (buf, host, port) => { (this.transports.get('utp') as UtpTransport | undefined)?.sendDatagram(buf, host, port) },
       dialUtp: async (to, key, signal, path) => {
         const t = this.transports.get('utp')
@@ -433,7 +434,16 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
 
   /** What the peers say of this node's reachability: NAT type and public address (docs/reachability.md). */
   reachability (): Reachability {
-    return this.nat.status()
+    const s = this.nat.status()
+    return this.portMapped === null ? s : { ...s, portMapped: this.portMapped }
+  }
+
+  /**
+   * The router maps this external address to the node's port (port-mapper.ts), or no longer (null).
+   * Introductions then give it as this node's address: peers dial it directly (docs/reachability.md §3).
+   */
+  setPortMapped (addr: Endpoint | null): void {
+    this.portMapped = addr === null ? null : { host: addr.host, port: addr.port }
   }
 
   /** What this node relays for others (circuits open, bytes forwarded). */

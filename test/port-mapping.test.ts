@@ -143,6 +143,7 @@ test('port mapping through a real router: UPnP-IGD, PCP and NAT-PMP map, renew a
     assert.equal(s.portMapping?.state, 'mapped', `the agent maps its port (agent.ts starts the mapper after net.ready() when config.mapPort): ${JSON.stringify(s.portMapping)}`)
     assert.equal(s.portMapping?.externalHost, igd.extIp)
     assert.equal(s.portMapping?.externalPort, s.port)
+    assert.deepEqual(s.reachability?.portMapped, { host: igd.extIp, port: s.port }, 'the node gives the mapped address in introductions')
     assert.match(igd.rules(), new RegExp(`dport ${s.port}\\b`))
     await swarm.stop(agent)
     assert.doesNotMatch(igd.rules(), new RegExp(`dport ${s.port}\\b`), 'deleted when the agent stops')

@@ -23,7 +23,8 @@ export function headerLines (s: DashState, w: number, now: number): [string, str
   const dht = st.dht.ready ? `DHT ${st.dht.nodes} nodes` : 'DHT joining'
   const q = st.queue.pending + st.queue.active
   const r = st.reachability
-  const nat = r === undefined || r.natType === 'unknown' ? '' : `  ${r.natType === 'open' ? 'reachable' : `NAT ${r.natType}`}${r.publicAddress !== null && r.natType !== 'open' && w >= ROOMY ? ` as ${r.publicAddress.host}:${r.publicAddress.port}` : ''}`
+  const mapped = r?.portMapped !== undefined ? `  mapped ${w >= ROOMY ? `${r.portMapped.host}:${r.portMapped.port}` : ''}`.trimEnd() : ''
+  const nat = (r === undefined || r.natType === 'unknown' ? '' : `  ${r.natType === 'open' ? 'reachable' : `NAT ${r.natType}`}${r.publicAddress !== null && r.natType !== 'open' && w >= ROOMY ? ` as ${r.publicAddress.host}:${r.publicAddress.port}` : ''}`) + mapped
   const two = `${w >= ROOMY ? 'uTP/TCP port' : 'port'} ${st.port}  dht ${st.dhtPort}  ${dht}${nat}  ${st.redundancy.k}+${st.redundancy.m}  ↑ ${rate(s.rates.up)}  ↓ ${rate(s.rates.down)}${q > 0 ? `  queue ${q}` : ''}`
   return [fit(one, w), fit(two, w)]
 }
