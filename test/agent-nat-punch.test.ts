@@ -15,10 +15,10 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { LocalSwarm, agentStatus, sleep } from '../agent/swarm.js'
-import type { AgentStatus } from '../agent/status.js'
+import { LocalSwarm, agentStatus } from '../agent/swarm.js'
 import { ControlClient } from '../agent/control-client.js'
 import { natLab } from './helpers/natlab.js'
+import { untilStatus } from './helpers/agent-swarm.js'
 
 const TUNABLES = { indirectAfterMs: 500, dialTimeoutMs: 10_000, upgradeIntervalMs: 5_000 }
 /**
@@ -27,17 +27,6 @@ const TUNABLES = { indirectAfterMs: 500, dialTimeoutMs: 10_000, upgradeIntervalM
  * endpoint-independent NATs too) and the introduction this test is about never happens.
  */
 const PASSIVE = { ...TUNABLES, lookupIntervalMs: 600_000 }
-
-async function until (what: string, home: string, pred: (s: AgentStatus) => boolean, timeoutMs: number): Promise<AgentStatus> {
-  const deadline = Date.now() + timeoutMs
-  let last: AgentStatus | null = null
-  while (Date.now() < deadline) {
-    try { last = await agentStatus(home) } catch {}
-    if (last !== null && pred(last)) return last
-    await sleep(250)
-  }
-  throw new Error(`timed out waiting for ${what}: peers ${last?.peers.map(p => `${p.short}@${p.address ?? '?'}:${p.connected ? p.path ?? '?' : '-'}`).join(' ')}; reachability ${JSON.stringify(last?.reachability)}`)
-}
 
 async function call<T> (home: string, method: string, params: Record<string, unknown>): Promise<T> {
   const c = await ControlClient.connect(home, { timeoutMs: 3000 })
@@ -75,7 +64,7 @@ test('behind NATs: A and B connect through a punched hole, A and S through a rel
   const [bId, sId] = [await idOf(homes.b), await idOf(homes.s)]
 
   const t0 = Date.now()
-  const st = await until('A to reach B through a punched hole and S through the relay', homes.a, x => {
+  const st = await untilStatus('A to reach B through a punched hole and S through the relay', homes.a, x => {
     const pb = x.peers.find(p => p.short === bId)
     const ps = x.peers.find(p => p.short === sId)
     return pb?.connected === true && pb.path === 'punched' && ps?.connected === true && ps.path === 'relayed'
@@ -87,7 +76,7 @@ test('behind NATs: A and B connect through a punched hole, A and S through a rel
   const files = { one: content('one', 3 * 1024 * 1024 + 17), two: content('two', 2 * 1024 * 1024 + 5) }
   await fsp.writeFile(join(folder, 'über-one.bin'), files.one)
   await fsp.writeFile(join(folder, 'two ✓.bin'), files.two)
-  await until('both files to be placed and stubbed', homes.a, x => (x.folders[0]?.files.stubbed ?? 0) === 2, 120_000)
+  await untilStatus('both files to be placed and stubbed', homes.a, x => (x.folders[0]?.files.stubbed ?? 0) === 2, 120_000)
   const placed = await agentStatus(homes.a)
   assert.ok(placed.peers.find(p => p.short === bId)!.holdsForMe > 0, 'B holds a shard of every block')
   assert.ok(placed.peers.find(p => p.short === sId)!.holdsForMe > 0, 'S holds a shard of every block (placed through the relay)')
@@ -101,7 +90,7 @@ test('behind NATs: A and B connect through a punched hole, A and S through a rel
 
   // One through the relay: S comes back (and is relayed again), B is stopped.
   s = await swarm.startAgent({ name: 'peer-s', home: homes.s, host: natS.lan, wrap: lab.wrap(natS.host), tunables: PASSIVE })
-  await until('A to reach S through the relay again', homes.a, x => x.peers.find(p => p.short === sId)?.path === 'relayed', 90_000)
+  await untilStatus('A to reach S through the relay again', homes.a, x => x.peers.find(p => p.short === sId)?.path === 'relayed', 90_000)
   await swarm.stop(b)
   const r2 = await call<{ path: string }>(homes.a, 'open', { path: join(folder, 'two ✓.bin.f') })
   assert.ok((await fsp.readFile(r2.path)).equals(files.two), 'file two byte-exact, through the relay')

@@ -9,20 +9,9 @@ import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { LocalSwarm, agentStatus, sleep } from '../agent/swarm.js'
-import type { AgentStatus } from '../agent/status.js'
+import { LocalSwarm } from '../agent/swarm.js'
 import { natLab } from './helpers/natlab.js'
-
-async function until (what: string, home: string, pred: (s: AgentStatus) => boolean, timeoutMs: number): Promise<AgentStatus> {
-  const deadline = Date.now() + timeoutMs
-  let last: AgentStatus | null = null
-  while (Date.now() < deadline) {
-    try { last = await agentStatus(home) } catch {}
-    if (last !== null && pred(last)) return last
-    await sleep(250)
-  }
-  throw new Error(`timed out waiting for ${what}: reachability ${JSON.stringify(last?.reachability)}, peers ${last?.peers.map(p => `${p.short}:${p.connected ? 'c' : '-'}`).join(' ')}`)
-}
+import { untilStatus } from './helpers/agent-swarm.js'
 
 test('behind NATs in network namespaces: each agent learns its public address and NAT type from its peers', async (t) => {
   const { lab, why } = natLab(t, ['endpoint-independent', 'symmetric'])
@@ -39,12 +28,12 @@ test('behind NATs in network namespaces: each agent learns its public address an
   await swarm.startAgent({ name: 'behind-eim', home: join(base, 'eim'), host: eim.lan, wrap: lab.wrap(eim.host) })
   await swarm.startAgent({ name: 'behind-sym', home: join(base, 'sym'), host: sym.lan, wrap: lab.wrap(sym.host) })
 
-  const e = await until('the agent behind the endpoint-independent NAT to know it', join(base, 'eim'), s => s.reachability?.natType === 'endpoint-independent', 60_000)
+  const e = await untilStatus('the agent behind the endpoint-independent NAT to know it', join(base, 'eim'), s => s.reachability?.natType === 'endpoint-independent', 60_000)
   assert.equal(e.reachability!.publicAddress!.host, eim.wan, 'seen at its router\'s public address')
   assert.ok(e.reachability!.observerHosts >= 2)
-  const s = await until('the agent behind the symmetric NAT to know it', join(base, 'sym'), st => st.reachability?.natType === 'symmetric', 60_000)
+  const s = await untilStatus('the agent behind the symmetric NAT to know it', join(base, 'sym'), st => st.reachability?.natType === 'symmetric', 60_000)
   assert.equal(s.reachability!.publicAddress!.host, sym.wan)
   assert.ok(s.reachability!.mappedPorts >= 2, 'a new port per destination')
-  const p = await until('a public peer to find itself reachable', join(base, 'pub1'), st => st.reachability?.natType === 'open', 60_000)
+  const p = await untilStatus('a public peer to find itself reachable', join(base, 'pub1'), st => st.reachability?.natType === 'open', 60_000)
   assert.deepEqual(p.reachability!.publicAddress, { host: '10.77.0.10', port: p.port })
 })

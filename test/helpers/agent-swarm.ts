@@ -115,3 +115,16 @@ export function brief (s: AgentStatus | null): string {
   const files = s.folders.map(f => JSON.stringify(f.files)).join(' ')
   return `uptime ${s.uptimeMs} ms; files ${files}; health ${JSON.stringify(s.health)}; repair ${JSON.stringify(s.repair)}; audits ${JSON.stringify(s.audits)}; index ${JSON.stringify(s.index)}; peers ${peers}`
 }
+
+/** Poll an agent's status (by its home) until `pred` holds; fail after timeoutMs naming its peers, paths and reachability. */
+export async function untilStatus (what: string, home: string, pred: (s: AgentStatus) => boolean, timeoutMs: number): Promise<AgentStatus> {
+  const deadline = Date.now() + timeoutMs
+  let last: AgentStatus | null = null
+  while (Date.now() < deadline) {
+    try { last = await agentStatus(home) } catch {}
+    if (last !== null && pred(last)) return last
+    await sleep(250)
+  }
+  throw new Error(`timed out waiting for ${what}: peers ${last?.peers.map(p => `${p.short}@${p.address ?? '?'}:${p.connected ? p.path ?? '?' : '-'}`).join(' ')}; reachability ${JSON.stringify(last?.reachability)}`)
+}
+
