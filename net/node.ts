@@ -414,7 +414,9 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     const peer = new Peer(channel, popts)
     this.byKey.set(keyHex, peer)
     peer.on('warning', err => {
-      if (BANNABLE.has(err.code)) this.ban(keyHex)
+      // Over a relay, a record that fails authentication may be the relay's doing, not the peer's:
+      // only what decrypted and still made no sense (BAD_MESSAGE) is the peer's own.
+      if (BANNABLE.has(err.code) && (peer.path !== 'relayed' || err.code === NetCodes.BAD_MESSAGE)) this.ban(keyHex)
       this.warn(err, { peer: peer.id, remote: peer.remote })
     })
     peer.once('close', err => {

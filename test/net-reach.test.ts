@@ -168,3 +168,27 @@ test('relay caps: circuits over the cap are refused with BUSY; a rate-capped rel
   assert.equal((await peer.put(shardIdOf(shard), shard, { timeoutMs: 60_000 })).stored, true)
   assert.equal(peer.isOpen, true)
 })
+
+test('a relay that tampers with the stream breaks only that circuit, and gets neither end banned', async t => {
+  const r = await startNode(t, { reach: { relay: { enabled: true } } })
+  const a = await startNode(t, { banMs: 60_000 })
+  const s = await startNode(t, { banMs: 60_000 })
+  for (const x of [a, s]) await dial(x, r)
+  const peer = await a.reach.relayTo(s.key, AbortSignal.timeout(10_000))
+  await peer.ping()
+  // From now on the relay flips a bit in every chunk it forwards.
+  const relay = r.reach.relay
+  const forward = relay.data.bind(relay)
+  relay.data = async (from, circuit, data) => {
+    const bad = Buffer.from(data)
+    bad[bad.length - 1] ^= 1
+    return await forward(from, circuit, bad)
+  }
+  await assert.rejects(peer.ping({ timeoutMs: 5000 }))
+  await waitFor('both ends to drop the circuit', () => a.peer(s.key) === undefined && s.peer(a.key) === undefined)
+  assert.equal(a.bannedReason(s.key), null, 'A does not blame S for what the relay did')
+  assert.equal(s.bannedReason(a.key), null, 'S does not blame A')
+  // They can still meet directly.
+  await dial(a, s)
+  assert.equal(a.peer(s.key)?.path, 'direct')
+})
