@@ -193,7 +193,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         graceBytes: grace,
         waitRecheckMs: c.tunables.waitRecheckMs,
         peerBackoffMs: c.tunables.peerBackoffMs,
-        putTimeoutMs: c.tunables.putTimeoutMs
+        putTimeoutMs: c.tunables.putTimeoutMs,
+        replaceWaitMs: c.tunables.replaceWaitMs
       })
       this.placement.on('waiting', r => this.emit('waiting', r))
       this.placement.on('warning', e => this.warn(e))
@@ -214,7 +215,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         ...pick(c.tunables, ['announceIntervalMs', 'lookupIntervalMs', 'lookupMinGapMs', 'announceMinGapMs', 'dialTimeoutMs'])
       })
       this.discovery.on('warning', w => this.warn(w.error))
-      this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs })
+      this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs, ...pick(c.tunables, ['staleMs', 'staleCheckMs']) })
       this.discovery.on('peer', p => this.peers.noteAddress(p.publicKey, p.host, p.port))
       this.net.on('peer', p => {
         this.healthCache = null

@@ -1,9 +1,12 @@
 // PeerKeeper: keeps the agent connected to the peers it met. Every proven peer's address goes into
-// the index; a peer whose connection drops is dialled again at its last address with a growing
-// backoff (bounded count of timers, all cleared at close); a peer needed to fetch a shard is found
-// at its last address first and through the DHT (its owner topic) second.
+// the index; a peer whose connection drops is dialled again at its last address, soon at first, then
+// with a growing backoff (bounded count of timers, all cleared at close); a peer needed to fetch a
+// shard is found at its last address first and through the DHT (its owner topic) second. A
+// connection on which nothing has arrived for STALE_MS is dead and is closed (then redialled): a NAT
+// that lost its mapping (a router restart, a new public address) or a peer gone without a reset
+// (uTP has none) leaves it open otherwise, with the requests on it, until the channel's idle timeout.
 
-import type { NetNode, Peer } from '../net/index.js'
+import { NetCodes, type NetNode, type Peer } from '../net/index.js'
 import type { Discovery } from '../dht/index.js'
 import type { IndexDb } from './index-db.js'
 import { AgentError, AgentCodes } from './errors.js'
@@ -12,6 +15,18 @@ export const RECONNECT_MIN_MS = 2_000
 export const RECONNECT_MAX_MS = 5 * 60_000
 export const CONNECT_TIMEOUT_MS = 10_000
 export const MAX_RECONNECTS = 1024
+/** First redial of a connection that dropped: this soon (jittered), so work waiting on it resumes; then the backoff. */
+export const REDIAL_FIRST_MS = 250
+/** A connection that lived less than this and dropped is redialled twice as late as last time, not soon again (no dial storms). */
+export const FLAP_MS = 5_000
+/**
+ * A connection with no byte received this long is stale. Every peer pings every 15 s (net/peer.ts
+ * KEEPALIVE_MS), so a live one is never silent for two periods; its own keepalive cannot tell while
+ * its pings wait behind requests that will never be answered.
+ */
+export const STALE_MS = 35_000
+/** How often connections are checked for staleness. */
+export const STALE_CHECK_MS = 5_000
 
 export interface PeerKeeperOptions {
   readonly net: NetNode
@@ -20,20 +35,59 @@ export interface PeerKeeperOptions {
   readonly reconnectMinMs?: number
   readonly reconnectMaxMs?: number
   readonly connectTimeoutMs?: number
+  readonly staleMs?: number
+  readonly staleCheckMs?: number
 }
 
 export class PeerKeeper {
   private readonly opts: PeerKeeperOptions
   private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
+  /** Per peer (key hex, at most MAX_RECONNECTS): the delay of the last redial after a drop. */
+  private readonly lastDelay = new Map<string, number>()
+  /** Per open connection: bytes received at the last check, and since when that count has not moved. */
+  private readonly heard = new WeakMap<Peer, { bytes: number, since: number }>()
+  private readonly watchdog: NodeJS.Timeout
   private closed = false
 
   constructor (opts: PeerKeeperOptions) {
     this.opts = opts
-    opts.net.on('peer-close', (p) => this.schedule(p.key))
+    opts.net.on('peer-close', (p) => this.dropped(p))
     opts.net.on('peer', (p) => {
       const t = this.timers.get(p.key.toString('hex'))
       if (t !== undefined) { clearTimeout(t.timer); this.timers.delete(p.key.toString('hex')) }
     })
+    this.watchdog = setInterval(() => this.checkStale(), opts.staleCheckMs ?? STALE_CHECK_MS)
+    this.watchdog.unref()
+  }
+
+  /** Close every connection on which nothing has arrived for STALE_MS (its peer is redialled). */
+  checkStale (now = Date.now()): void {
+    if (this.closed) return
+    const limit = this.opts.staleMs ?? STALE_MS
+    for (const p of this.opts.net.peers()) {
+      if (!p.isOpen) continue
+      const h = this.heard.get(p)
+      if (h === undefined || h.bytes !== p.bytesIn) { this.heard.set(p, { bytes: p.bytesIn, since: now }); continue }
+      if (now - h.since >= limit) p.close(NetCodes.TIMEOUT, `nothing received for ${Math.round((now - h.since) / 1000)} s: the connection is stale`)
+    }
+  }
+
+  /**
+   * A connection closed: redial its peer soon, so that work waiting on it (a PUT, a fetch) goes on,
+   * and twice as late as last time when the connection had only just opened (it flaps: a storm of
+   * dials would not help). A failed dial backs off from reconnectMinMs (schedule). A connection
+   * replaced by a newer one to the same peer needs no redial: the timer finds that one open.
+   */
+  private dropped (p: Peer): void {
+    const hex = p.key.toString('hex')
+    const prev = this.lastDelay.get(hex)
+    const d = prev !== undefined && Date.now() - p.connectedAt < FLAP_MS
+      ? Math.min(Math.max(prev * 2, REDIAL_FIRST_MS), this.opts.reconnectMaxMs ?? RECONNECT_MAX_MS)
+      : REDIAL_FIRST_MS / 5 + Math.floor(Math.random() * REDIAL_FIRST_MS)
+    this.lastDelay.delete(hex)
+    this.lastDelay.set(hex, d)
+    if (this.lastDelay.size > MAX_RECONNECTS) this.lastDelay.delete(this.lastDelay.keys().next().value as string)
+    this.schedule(p.key, d)
   }
 
   /** A peer proven at an address (by discovery or by us dialling it). */
@@ -48,12 +102,13 @@ export class PeerKeeper {
     const prev = this.timers.get(hex)
     if (prev !== undefined) return
     if (this.timers.size >= MAX_RECONNECTS) return
-    const d = delay ?? (this.opts.reconnectMinMs ?? RECONNECT_MIN_MS)
+    const min = this.opts.reconnectMinMs ?? RECONNECT_MIN_MS
+    const d = delay ?? min
     const timer = setTimeout(() => {
       this.timers.delete(hex)
       if (this.closed || this.opts.net.peer(key)?.isOpen === true) return
       this.connect(key).catch(() => {
-        this.schedule(key, Math.min(d * 2, this.opts.reconnectMaxMs ?? RECONNECT_MAX_MS))
+        this.schedule(key, Math.min(Math.max(d * 2, min), this.opts.reconnectMaxMs ?? RECONNECT_MAX_MS))
       })
     }, d)
     timer.unref()
@@ -63,7 +118,8 @@ export class PeerKeeper {
   /** Keep dialling this peer (at its last address, with backoff) until it is connected: holders of my shards. */
   keep (key: Buffer): void {
     if (this.opts.net.peer(key)?.isOpen === true) return
-    this.schedule(key, 50 + Math.floor(Math.random() * 200))
+    // Not sooner than the redial after its last drop: the monitor asks at every drop of a flapping peer.
+    this.schedule(key, this.lastDelay.get(key.toString('hex')) ?? 50 + Math.floor(Math.random() * 200))
   }
 
   /** An open connection to this identity: the existing one, its last address, or the DHT. */
@@ -97,7 +153,9 @@ export class PeerKeeper {
 
   close (): void {
     this.closed = true
+    clearInterval(this.watchdog)
     for (const t of this.timers.values()) clearTimeout(t.timer)
     this.timers.clear()
+    this.lastDelay.clear()
   }
 }

@@ -20,9 +20,17 @@ import { humanBytes } from './format.js'
 export const UPLOAD_BUDGET_BYTES = 96 * 1024 * 1024
 /** Attempts to place one shard (each on a different peer) before the block fails. */
 export const PUT_ATTEMPTS = 6
-/** A PUT whose connection closed waits this long for the peer's new connection before trying another peer. */
-export const REPLACE_WAIT_MS = 3_000
+/** Times one shard's PUT follows its peer to a new connection (the one it went on was lost) before that counts as a failed attempt. */
+export const PUT_MOVES = 12
+/**
+ * A PUT whose connection was lost (closed under it, or stale and closed by the PeerKeeper) waits this
+ * long for the peer's new connection before trying another peer: the peer is redialled at once, and a
+ * NAT that changed its mapping or a dial race may take a few seconds to settle.
+ */
+export const REPLACE_WAIT_MS = 10_000
 export const PUT_TIMEOUT_MS = 60_000
+/** Most naps of one shard waiting for a peer to take it (each ends at a peer change or after WAIT_RECHECK_MS). */
+export const MAX_NAPS = 10_000
 /** A peer that failed a PUT is not chosen again for this long. */
 export const PEER_BACKOFF_MS = 30_000
 /** How often a placement waiting for peers looks again (it also wakes on any peer change). */
@@ -45,6 +53,7 @@ export interface PlacementOptions {
   readonly putTimeoutMs?: number
   readonly peerBackoffMs?: number
   readonly waitRecheckMs?: number
+  readonly replaceWaitMs?: number
   readonly spaceRefreshMs?: number
   /** May this peer get new shards (the monitor says no for lost and untrusted peers)? */
   readonly accept?: (keyHex: string) => boolean
@@ -202,7 +211,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
 
   /** The open connection that replaced `peer`'s closed one, waiting up to REPLACE_WAIT_MS for it. */
   private async replacement (peer: Peer, signal?: AbortSignal): Promise<Peer | undefined> {
-    const until = Date.now() + REPLACE_WAIT_MS
+    const until = Date.now() + (this.opts.replaceWaitMs ?? REPLACE_WAIT_MS)
     for (;;) {
       const p = this.net.peer(peer.key)
       if ((p !== undefined && p !== peer && p.isOpen) || Date.now() >= until || signal?.aborted === true) return p
@@ -325,9 +334,19 @@ export class Placement extends EventEmitter<PlacementEvents> {
     const shardId = shardIdOf(shard)
     let peer: Peer | undefined = first
     let lastError: unknown = null
-    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+    // Attempts count the peers that failed a PUT; a PUT that follows its peer to a new connection
+    // (the old one lost under it) counts apart, as a move. Between attempts a shard with no peer to go
+    // to waits (naps) until a peer that failed is out of its backoff, and a little more, then gives
+    // up: bounded in count and time.
+    let attempt = 0
+    let moves = 0
+    let naps = 0
+    let waitUntil = 0
+    while (attempt < PUT_ATTEMPTS && naps < MAX_NAPS) {
       signal?.throwIfAborted()
       if (peer === undefined) {
+        if (Date.now() >= waitUntil) break
+        naps++
         await this.nap(signal)
         peer = this.eligible(shard.byteLength, used)[0]
         if (peer === undefined) continue
@@ -347,23 +366,28 @@ export class Placement extends EventEmitter<PlacementEvents> {
         lastError = err
         const hex = peer.key.toString('hex')
         // The connection was replaced (both sides dialled at once, or a redial): same peer, new
-        // connection. A connection closed under the PUT gets a moment for its replacement to open.
-        const replaced: Peer | undefined = (err as { code?: string }).code === 'CLOSED' ? await this.replacement(peer, signal) : this.net.peer(peer.key)
-        if (replaced !== undefined && replaced !== peer && replaced.isOpen) {
+        // connection. A connection lost under the PUT (closed, reset, or found stale: a NAT that
+        // changed its mapping) gets a moment for its replacement to open; the PUT goes on there.
+        const lost: boolean = (err as { code?: string }).code === 'CLOSED' || !peer.isOpen
+        const replaced: Peer | undefined = lost ? await this.replacement(peer, signal) : this.net.peer(peer.key)
+        if (replaced !== undefined && replaced !== peer && replaced.isOpen && moves < PUT_MOVES) {
+          moves++
           peer = replaced
           continue
         }
+        attempt++
         // It holds no shard of this block: it may be chosen again for this one once its backoff ends.
         used.delete(hex)
         i.failures++
         i.backoffUntil = Date.now() + (this.opts.peerBackoffMs ?? PEER_BACKOFF_MS)
+        waitUntil = i.backoffUntil + 2 * (this.opts.waitRecheckMs ?? WAIT_RECHECK_MS)
         this.emit('warning', new AgentError(AgentCodes.PLACEMENT_FAILED, `peer ${shortId(peer.id)} refused shard ${idx} of block ${Buffer.from(blockId).toString('hex').slice(0, 12)}: ${(err as Error).message}`))
         peer = undefined
       } finally {
         i.inflight -= shard.byteLength
       }
     }
-    throw new AgentError(AgentCodes.PLACEMENT_FAILED, `shard ${idx} of block ${Buffer.from(blockId).toString('hex').slice(0, 12)} could not be placed after ${PUT_ATTEMPTS} attempts: ${(lastError as Error | null)?.message ?? 'no peer'}`, { cause: lastError })
+    throw new AgentError(AgentCodes.PLACEMENT_FAILED, `shard ${idx} of block ${Buffer.from(blockId).toString('hex').slice(0, 12)} could not be placed (${attempt} peers failed, ${moves} lost connections followed): ${(lastError as Error | null)?.message ?? 'no peer'}`, { cause: lastError })
   }
 
   /**

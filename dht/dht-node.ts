@@ -351,12 +351,24 @@ export class DhtNode extends EventEmitter<DhtNodeEvents> {
   /** announce_peer on the nodes closest to `infoHash` (after a get_peers for fresh tokens); resolves with how many took it. */
   async announce (infoHash: Buffer, port: number): Promise<void> {
     const dht = this.need()
-    await new Promise<void>((resolve, reject) => {
+    const once = async (): Promise<void> => await new Promise<void>((resolve, reject) => {
       dht.announce(infoHash, port, (err) => {
         if (err !== null && err !== undefined) reject(asDhtError(err, DhtCodes.ANNOUNCE_FAILED, `announce of ${infoHash.toString('hex').slice(0, 8)}`))
         else resolve()
       })
     })
+    try {
+      await once()
+    } catch (err) {
+      // bittorrent-dht reuses the tokens of its last lookup of this hash for minutes; tokens are bound
+      // to the address they were given to, so after this node's public address changed (a NAT that
+      // re-mapped) every announce fails until they expire. Forget them and announce once more, after
+      // a fresh get_peers.
+      const tables = (dht as unknown as { _tables?: { remove?: (k: string) => void } })._tables
+      if (typeof tables?.remove !== 'function') throw err
+      tables.remove(infoHash.toString('hex'))
+      await once()
+    }
   }
 
   /** BEP 44 mutable put of an item already signed (`sig`) or signed here (`sign`); resolves with how many nodes stored it. */

@@ -502,9 +502,12 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
     try {
       const peer = await Promise.any(attempts)
       race.abort()
-      // A slower transport that also got through: close it (adopt() keeps the first).
-      for (const a of attempts) a.then(p => { if (p !== peer && p.isOpen && this.byKey.get(p.key.toString('hex')) !== p) p.close(NetCodes.CLOSED, 'another transport won') }, () => {})
-      return peer
+      // The others stop at once, unless one already finished its handshake: the peer adopted that one
+      // as the newest from this dialler, and so does this node (adopt()); both keep the same one.
+      // Answer with the connection the node holds once they have settled.
+      await Promise.allSettled(attempts)
+      const now = this.byKey.get(peer.key.toString('hex'))
+      return now !== undefined && now.isOpen ? now : peer
     } catch (err) {
       const errors = (err as AggregateError).errors as unknown[]
       throw pickError(errors, `${target.host}`)
@@ -528,10 +531,8 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
       raw.stream.destroy()
       throw err
     }
-    if (signal.aborted) {
-      raw.stream.destroy()
-      throw new NetError(NetCodes.ABORTED, `${label}: another transport won`)
-    }
+    // Even when the race was lost meanwhile, a finished handshake is adopted: the responder has adopted
+    // it already, and dropping it here would leave each side holding a different connection (dead).
     const banned = this.bannedReason(hs.remoteKey)
     if (banned !== null) {
       raw.stream.destroy()

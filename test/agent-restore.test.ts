@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { spawn } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
-import { tempDir } from './helpers/fixtures.js'
+import { tempDir, sha256File } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount } from './helpers/agent-swarm.js'
 import { sandbox, BIN } from './helpers/setup-sandbox.js'
 import { IndexDb } from '../agent/index-db.js'
@@ -29,12 +29,6 @@ async function run (args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): 
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`dustbox ${args[0]} did not finish in ${timeoutMs} ms: ${err.slice(-2000)}`)) }, timeoutMs)
     p.on('close', code => { clearTimeout(timer); resolve({ code: code ?? -1, out, err }) })
   })
-}
-
-async function sha256File (path: string): Promise<string> {
-  const h = createHash('sha256')
-  for await (const b of (await fsp.open(path)).createReadStream()) h.update(b as Buffer)
-  return h.digest('hex')
 }
 
 test('key-only restore: 1,000 files (Unicode names, empty files, nested) and a 256 MiB file come back byte-exact on a new home', async (t) => {

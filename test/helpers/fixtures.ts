@@ -1,10 +1,10 @@
 // Test fixtures: temporary directories removed after the test, a fresh engine on a temporary home,
 // declarative file trees (Unicode names welcome), deterministic pseudo-random bytes.
 
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
-import { createHash, createCipheriv } from 'node:crypto'
+import { createHash, createCipheriv, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import type { TestContext } from 'node:test'
 import { StubEngine, createSecret, loadCrypto, type EngineOptions } from '../../stubs/index.js'
@@ -86,3 +86,23 @@ export async function smallDisk (t: TestContext, size: string): Promise<string |
   })
   return r.status === 0 ? dir : null
 }
+
+/** SHA-256 (hex) of a file, streamed. */
+export async function sha256File (path: string): Promise<string> {
+  const h = createHash('sha256')
+  const fh = await fsp.open(path)
+  try { for await (const b of fh.createReadStream()) h.update(b as Buffer) } finally { await fh.close().catch(() => {}) }
+  return h.digest('hex')
+}
+
+/** A file of `size` random (incompressible) bytes, written 4 MiB at a time. */
+export async function writeRandom (path: string, size: number): Promise<void> {
+  const ws = createWriteStream(path)
+  for (let done = 0; done < size;) {
+    const n = Math.min(4 * 1024 * 1024, size - done)
+    if (!ws.write(randomBytes(n))) await new Promise<void>(resolve => ws.once('drain', () => resolve()))
+    done += n
+  }
+  await new Promise<void>((resolve, reject) => ws.end((err?: Error | null) => err ? reject(err) : resolve()))
+}
+
