@@ -1,4 +1,4 @@
-// The owner agent killed with SIGKILL at random instants of an ingest (10 trials; 100 with
+// The owner agent killed with SIGKILL at random instants of an ingest (6 trials; 100 with
 // DUSTBOX_LONG=1): right after each kill every file is still there as its original or as a stub
 // (never neither); after a restart everything is stubbed and every stub opens byte-exact.
 
@@ -10,7 +10,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto'
 import { LONG, tempDir } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount } from './helpers/agent-swarm.js'
 
-const TRIALS = LONG ? 100 : 10
+const TRIALS = LONG ? 100 : 6
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const exists = async (p: string): Promise<boolean> => await fsp.stat(p).then(() => true, () => false)
 

@@ -1,4 +1,4 @@
-// The owner's agent SIGKILLed at random instants while it repairs (10 trials; 100 with
+// The owner's agent SIGKILLed at random instants while it repairs (6 trials; 100 with
 // `npm run test:long`), real processes on 127.0.0.1. Each trial deletes some of the owner's shards
 // on a peer's disk, asks for an audit round (which finds them and starts the repair, rate-limited
 // so that it takes a while), and kills the owner 0–2.5 s later: before, during or after the
@@ -14,7 +14,7 @@ import { tempDir, sha256, LONG } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount, REPAIR_TUNABLES } from './helpers/agent-swarm.js'
 import { sleep } from '../agent/swarm.js'
 
-const TRIALS = LONG ? 100 : 10
+const TRIALS = LONG ? 100 : 6
 
 async function shardFiles (peerHome: string, ownerHex: string): Promise<string[]> {
   const root = join(peerHome, 'donated', 'owners', ownerHex)
