@@ -226,6 +226,8 @@ test('answers: ports and donated space are bounded with clear USAGE errors', () 
 test('settings.json: strict codec with errors naming the file and field; start uses it, flags override', async t => {
   const p = '/h/settings.json'
   assert.deepEqual(decodeSettings('{"version":1,"donate":"2G","port":4000,"mapPort":false}', p), { version: 1, donate: 2 * 2 ** 30, port: 4000, mapPort: false })
+  assert.deepEqual(decodeSettings('{"version":1,"relay":"2M"}', p), { version: 1, relay: 2 * 2 ** 20 })
+  assert.deepEqual(decodeSettings('{"version":1,"relay":0}', p), { version: 1, relay: 0 })
   const bad: Array<[string, RegExp]> = [
     ['nope', /CONFIG_INVALID: "\/h\/settings\.json": is not valid JSON/],
     ['[]', /must hold a JSON object/],
@@ -236,7 +238,9 @@ test('settings.json: strict codec with errors naming the file and field; start u
     ['{"version":1,"host":"example.com"}', /field "host" "example\.com" is not an IPv4 address/],
     ['{"version":1,"donate":-5}', /field "donate" must be a number of bytes/],
     ['{"version":1,"bootstrap":"nohost"}', /field "bootstrap"/],
-    ['{"version":1,"mapPort":"yes"}', /field "mapPort" must be true or false/]
+    ['{"version":1,"mapPort":"yes"}', /field "mapPort" must be true or false/],
+    ['{"version":1,"relay":"fast"}', /field "relay"/],
+    ['{"version":1,"relay":-1}', /field "relay"/]
   ]
   for (const [text, re] of bad) assert.throws(() => decodeSettings(text, p), re, text)
   const s = { version: 1 as const, keyBackup: '/k', mapPort: true, folders: ['/a'], port: 5 }
