@@ -111,7 +111,7 @@ export class Reach {
   async race (direct: Promise<Peer>, goal: DialGoal, signal?: AbortSignal): Promise<Peer> {
     if (!this.indirect || isLoopback(goal.host)) return await direct
     const stop = new AbortController()
-    const sig = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal, this.abort.signal])
+    const sig = AbortSignal.any(signal === undefined ? [stop.signal, this.abort.signal] : [signal, stop.signal, this.abort.signal])
     let indirect: Promise<Peer> | null = null
     const startIndirect = (): Promise<Peer> => {
       indirect ??= (async () => {
