@@ -27,8 +27,10 @@ export const INTRODUCES_PER_PEER_PER_MIN = 20
 export const PUNCHES_PER_MIN = 60
 /** Relays tried, one after the other, for one connection. */
 export const RELAY_TRIES = 3
-/** How often connections over a relay try to become punched ones. */
+/** How often connections over a relay try to become punched ones (a peer that failed waits twice as long each time)... */
 export const UPGRADE_INTERVAL_MS = 60_000
+/** ...up to this long between two tries for one peer (behind a symmetric NAT it may never work). */
+export const UPGRADE_MAX_GAP_MS = 30 * 60_000
 
 export type ReachKind = 'introduce' | 'punch' | 'relay' | 'data'
 
@@ -87,6 +89,8 @@ export class Reach {
   private readonly introduces = new PerMinute(INTRODUCES_PER_PEER_PER_MIN)
   private readonly punches = new PerMinute(PUNCHES_PER_MIN)
   private readonly upgrader: NodeJS.Timeout
+  /** Per relayed peer (key hex): when to try it again, and the gap after the next failure. */
+  private readonly upgradeAt = new Map<string, { at: number, gap: number }>()
   private readonly abort = new AbortController()
 
   constructor (private readonly host: ReachHost, private readonly opts: ReachOptions = {}) {
@@ -202,15 +206,27 @@ export class Reach {
 
   /** Try to turn relayed connections into punched ones. */
   private async upgrade (): Promise<void> {
-    for (const p of this.host.peers()) {
+    const relayed = this.host.peers().filter(p => p.isOpen && p.path === 'relayed')
+    const keys = new Set(relayed.map(p => p.key.toString('hex')))
+    for (const k of [...this.upgradeAt.keys()]) if (!keys.has(k)) this.upgradeAt.delete(k)
+    const every = this.opts.upgradeIntervalMs ?? UPGRADE_INTERVAL_MS
+    for (const p of relayed) {
       if (this.abort.signal.aborted) return
-      if (!p.isOpen || p.path !== 'relayed') continue
+      const k = p.key.toString('hex')
+      const due = this.upgradeAt.get(k)
+      if (due !== undefined && due.at > Date.now()) continue
       const sig = AbortSignal.any([this.abort.signal, AbortSignal.timeout(INTRODUCE_TIMEOUT_MS + PUNCH_WINDOW_MS + 10_000)])
       try {
         const intro = await this.introduce({ key: p.key, host: p.remote.host }, sig)
         const found = await this.puncher.punch(intro.nonce, intro.addr.host, intro.addr.port, { signal: sig, windowMs: this.opts.punchWindowMs })
-        if (found !== null) await this.host.dialUtp(found, intro.key, sig, 'punched')
-      } catch { /* stays relayed; tried again next round */ }
+        if (found === null) throw new NetError(NetCodes.CONNECT_FAILED, 'no PUNCH came back')
+        await this.host.dialUtp(found, intro.key, sig, 'punched')
+        this.upgradeAt.delete(k)
+      } catch {
+        // Stays relayed; tried again after a gap that doubles each time, up to UPGRADE_MAX_GAP_MS.
+        const gap = Math.min(UPGRADE_MAX_GAP_MS, (due?.gap ?? every / 2) * 2)
+        this.upgradeAt.set(k, { at: Date.now() + gap, gap })
+      }
     }
   }
 
