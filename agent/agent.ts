@@ -215,7 +215,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         ...pick(c.tunables, ['announceIntervalMs', 'lookupIntervalMs', 'lookupMinGapMs', 'announceMinGapMs', 'dialTimeoutMs'])
       })
       this.discovery.on('warning', w => this.warn(w.error))
-      this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs, ...pick(c.tunables, ['staleMs', 'staleCheckMs']) })
+      this.peers = new PeerKeeper({ net: this.net, db: this.db, discovery: this.discovery, reconnectMinMs: c.tunables.reconnectMinMs, connectTimeoutMs: c.tunables.connectTimeoutMs })
       this.discovery.on('peer', p => this.peers.noteAddress(p.publicKey, p.host, p.port))
       this.net.on('peer', p => {
         this.healthCache = null

@@ -2,11 +2,10 @@
 // the index; a peer whose connection drops is dialled again at its last address, soon at first, then
 // with a growing backoff (bounded count of timers, all cleared at close); a peer needed to fetch a
 // shard is found at its last address first and through the DHT (its owner topic) second. A
-// connection on which nothing has arrived for STALE_MS is dead and is closed (then redialled): a NAT
-// that lost its mapping (a router restart, a new public address) or a peer gone without a reset
-// (uTP has none) leaves it open otherwise, with the requests on it, until the channel's idle timeout.
+// connection that went silent (a NAT that lost its mapping, a peer gone without a reset) is closed by
+// the channel's idle timeout (net/channel.ts IDLE_TIMEOUT_MS) and redialled from here.
 
-import { NetCodes, type NetNode, type Peer } from '../net/index.js'
+import type { NetNode, Peer } from '../net/index.js'
 import type { Discovery } from '../dht/index.js'
 import type { IndexDb } from './index-db.js'
 import { AgentError, AgentCodes } from './errors.js'
@@ -19,14 +18,6 @@ export const MAX_RECONNECTS = 1024
 export const REDIAL_FIRST_MS = 250
 /** A connection that lived less than this and dropped is redialled twice as late as last time, not soon again (no dial storms). */
 export const FLAP_MS = 5_000
-/**
- * A connection with no byte received this long is stale. Every peer pings every 15 s (net/peer.ts
- * KEEPALIVE_MS), so a live one is never silent for two periods; its own keepalive cannot tell while
- * its pings wait behind requests that will never be answered.
- */
-export const STALE_MS = 35_000
-/** How often connections are checked for staleness. */
-export const STALE_CHECK_MS = 5_000
 
 export interface PeerKeeperOptions {
   readonly net: NetNode
@@ -35,8 +26,6 @@ export interface PeerKeeperOptions {
   readonly reconnectMinMs?: number
   readonly reconnectMaxMs?: number
   readonly connectTimeoutMs?: number
-  readonly staleMs?: number
-  readonly staleCheckMs?: number
 }
 
 export class PeerKeeper {
@@ -44,9 +33,6 @@ export class PeerKeeper {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout, delay: number }>()
   /** Per peer (key hex, at most MAX_RECONNECTS): the delay of the last redial after a drop. */
   private readonly lastDelay = new Map<string, number>()
-  /** Per open connection: bytes received at the last check, and since when that count has not moved. */
-  private readonly heard = new WeakMap<Peer, { bytes: number, since: number }>()
-  private readonly watchdog: NodeJS.Timeout
   private closed = false
 
   constructor (opts: PeerKeeperOptions) {
@@ -56,20 +42,6 @@ export class PeerKeeper {
       const t = this.timers.get(p.key.toString('hex'))
       if (t !== undefined) { clearTimeout(t.timer); this.timers.delete(p.key.toString('hex')) }
     })
-    this.watchdog = setInterval(() => this.checkStale(), opts.staleCheckMs ?? STALE_CHECK_MS)
-    this.watchdog.unref()
-  }
-
-  /** Close every connection on which nothing has arrived for STALE_MS (its peer is redialled). */
-  checkStale (now = Date.now()): void {
-    if (this.closed) return
-    const limit = this.opts.staleMs ?? STALE_MS
-    for (const p of this.opts.net.peers()) {
-      if (!p.isOpen) continue
-      const h = this.heard.get(p)
-      if (h === undefined || h.bytes !== p.bytesIn) { this.heard.set(p, { bytes: p.bytesIn, since: now }); continue }
-      if (now - h.since >= limit) p.close(NetCodes.TIMEOUT, `nothing received for ${Math.round((now - h.since) / 1000)} s: the connection is stale`)
-    }
   }
 
   /**
@@ -153,7 +125,6 @@ export class PeerKeeper {
 
   close (): void {
     this.closed = true
-    clearInterval(this.watchdog)
     for (const t of this.timers.values()) clearTimeout(t.timer)
     this.timers.clear()
     this.lastDelay.clear()

@@ -23,7 +23,7 @@ export const PUT_ATTEMPTS = 6
 /** Times one shard's PUT follows its peer to a new connection (the one it went on was lost) before that counts as a failed attempt. */
 export const PUT_MOVES = 12
 /**
- * A PUT whose connection was lost (closed under it, or stale and closed by the PeerKeeper) waits this
+ * A PUT whose connection was lost (closed under it, or silent and closed by its idle timeout) waits this
  * long for the peer's new connection before trying another peer: the peer is redialled at once, and a
  * NAT that changed its mapping or a dial race may take a few seconds to settle.
  */

@@ -16,7 +16,13 @@ import { MAX_FRAME_BYTES, HEADER_BYTES } from './messages.js'
 export const FRAME_TIMEOUT_MS = 20_000
 /** A frame must also arrive at no less than this rate (bytes/s) past FRAME_TIMEOUT_MS. */
 export const MIN_FRAME_RATE = 32 * 1024
-export const IDLE_TIMEOUT_MS = 60_000
+/**
+ * Nothing received this long closes the channel. Every peer pings every 15 s (peer.ts KEEPALIVE_MS),
+ * so a live one is never silent for two periods; a dead one (a NAT that lost its mapping, a peer gone
+ * without a reset: uTP has none) would otherwise hold its requests open. A node's own keepalive
+ * cannot tell: its ping waits behind requests that will never be answered.
+ */
+export const IDLE_TIMEOUT_MS = 35_000
 
 export interface ChannelOptions {
   readonly maxFrameBytes?: number
