@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { isIPv4 } from 'node:net'
+import { PerMinute } from './rate-limit.js'
 
 export const PROBE_MAGIC = Buffer.from('DBXP', 'ascii')
 export const ProbeTypes = { ASK: 0x01, ANSWER: 0x02 } as const
@@ -45,8 +46,8 @@ export function encodeProbe (type: number, nonce: Buffer, seen: { host: string, 
 
 export class AddressProbe {
   private readonly pending = new Map<string, { by: string, host: string, port: number, at: number }>()
-  private readonly perIp = new Map<string, { n: number, since: number }>()
-  private total = { n: 0, since: 0 }
+  private readonly perIp = new PerMinute(ANSWERS_PER_IP_PER_MIN)
+  private readonly total = new PerMinute(ANSWERS_PER_MIN)
 
   constructor (private readonly o: ProbeOptions) {}
 
@@ -86,17 +87,8 @@ export class AddressProbe {
 
   private allow (ip: string): boolean {
     const now = this.now()
-    if (now - this.total.since > 60_000) this.total = { n: 0, since: now }
-    if (this.total.n >= ANSWERS_PER_MIN) return false
-    let e = this.perIp.get(ip)
-    if (e === undefined || now - e.since > 60_000) {
-      if (this.perIp.size >= 4096) this.perIp.clear()
-      e = { n: 0, since: now }
-      this.perIp.set(ip, e)
-    }
-    if (e.n >= ANSWERS_PER_IP_PER_MIN) return false
-    e.n++
-    this.total.n++
-    return true
+    if (!this.total.room('all', now) || !this.perIp.allow(ip, now)) return false
+    return this.total.allow('all', now)
   }
+
 }

@@ -15,6 +15,7 @@ import { Caps } from './handshake.js'
 import { HolePuncher, PUNCH_WINDOW_MS } from './hole-punch.js'
 import { RelayEnds, RelayService, type RelayServiceOptions, type RelayStats } from './relay.js'
 import type { ObservedAddress, Reply, Request } from './messages.js'
+import { PerMinute } from './rate-limit.js'
 import type { Peer } from './peer.js'
 import type { Endpoint, PathName, RawConnection } from './transport.js'
 
@@ -65,21 +66,6 @@ export interface DialGoal {
   readonly key?: Buffer
   readonly host: string
   readonly port?: number
-}
-
-class PerMinute {
-  private readonly counts = new Map<string, { n: number, since: number }>()
-  constructor (private readonly limit: number) {}
-  allow (k: string): boolean {
-    const now = Date.now()
-    let e = this.counts.get(k)
-    if (e === undefined || now - e.since > 60_000) {
-      if (this.counts.size >= 4096) this.counts.clear()
-      e = { n: 0, since: now }
-      this.counts.set(k, e)
-    }
-    return e.n++ < this.limit
-  }
 }
 
 export class Reach {

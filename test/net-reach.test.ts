@@ -13,7 +13,8 @@ import sodium from 'sodium-native'
 import { NetNode, shardIdOf, type NetNodeOptions } from '../net/index.js'
 import { decodeFrame, encodeReply, encodeRequest, MsgTypes } from '../net/messages.js'
 import { HolePuncher, PUNCH_TYPE } from '../net/hole-punch.js'
-import { encodeProbe } from '../net/address-probe.js'
+import { encodeProbe, AddressProbe } from '../net/address-probe.js'
+import { PerMinute } from '../net/rate-limit.js'
 import { NetError } from '../net/errors.js'
 import { tempDir } from './helpers/fixtures.js'
 
@@ -191,4 +192,22 @@ test('a relay that tampers with the stream breaks only that circuit, and gets ne
   // They can still meet directly.
   await dial(a, s)
   assert.equal(a.peer(s.key)?.path, 'direct')
+})
+
+test('rate limits: PerMinute counts per key per minute; the address probe answers one IP at most 30 times a minute', () => {
+  const pm = new PerMinute(2)
+  assert.deepEqual([pm.allow('a', 0), pm.allow('a', 1), pm.allow('a', 2), pm.allow('b', 2)], [true, true, false, true])
+  assert.equal(pm.room('a', 3), false)
+  assert.equal(pm.allow('a', 60_002), true, 'a new minute')
+  let now = 1_000
+  const sent: string[] = []
+  const probe = new AddressProbe({ send: (_b, host) => { sent.push(host) }, onObserved: () => {}, now: () => now })
+  const ask = encodeProbe(0x01, randomBytes(8), null)
+  for (let i = 0; i < 40; i++) probe.onDatagram(ask, { address: '198.51.100.1', port: 4000 })
+  probe.onDatagram(ask, { address: '198.51.100.2', port: 4000 })
+  assert.equal(sent.filter(h => h === '198.51.100.1').length, 30)
+  assert.equal(sent.filter(h => h === '198.51.100.2').length, 1)
+  now += 61_000
+  probe.onDatagram(ask, { address: '198.51.100.1', port: 4000 })
+  assert.equal(sent.filter(h => h === '198.51.100.1').length, 31)
 })
