@@ -5,7 +5,7 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
 import { render } from 'ink-testing-library'
-import { reducer, initialState, selectedFile, type DashState, type DashEvent } from '../tui/state.js'
+import { reducer, initialState, keystrokes, selectedFile, type DashState, type DashEvent } from '../tui/state.js'
 import { EventBatcher } from '../tui/batcher.js'
 import { layout, CHROME_ROWS } from '../tui/layout.js'
 import { cut, fit, width, bar, bytes, duration } from '../tui/format.js'
@@ -217,6 +217,32 @@ test('the app: keys reach the agent as control calls (o open, p pin/unpin, e evi
     r.stdin.write('q')
     await until('quit', () => quits.length === 1)
     assert.deepEqual(quits, ['quit'])
+  } finally {
+    r.unmount()
+  }
+})
+
+test('keys read in one chunk act as the same keys typed one by one: "/Grüße⏎" filters, "/" then "o" types o', async () => {
+  assert.deepEqual(keystrokes({ input: '/Gü📷\r\t\u007f' }), [
+    { input: '/' }, { input: 'G', shift: true }, { input: 'ü' }, { input: '📷' }, { input: '', return: true }, { input: '', tab: true }, { input: '', backspace: true }
+  ])
+  assert.deepEqual(keystrokes({ input: 'o' }), [{ input: 'o' }])
+  const source = new FakeSource()
+  const quits: string[] = []
+  const r = render(<App source={source} mode='attached' onQuit={how => quits.push(how)} pollMs={50} flushMs={20} />)
+  try {
+    await until('files loaded', () => plain(r.lastFrame() ?? '').includes('Bild 0000'))
+    r.stdin.write('/0011\r') // as tmux send-keys delivers it on a busy machine
+    await until('filtered frame', () => /Files {2}1 matching "0011"/.test(plain(r.lastFrame() ?? '')))
+    r.stdin.write('/') // no render between: "o" and "q" must go to the filter, not open or quit
+    r.stdin.write('oq')
+    r.stdin.write('\u001b')
+    await tick(50)
+    assert.equal(source.calls.length, 0)
+    assert.deepEqual(quits, [])
+    r.stdin.write('\t\u001b[Bo') // Tab, Down and o in one read: o opens the row Down selected
+    await until('open called', () => source.calls.length === 1)
+    assert.equal(source.calls[0].method, 'open')
   } finally {
     r.unmount()
   }

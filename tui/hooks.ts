@@ -7,7 +7,7 @@ import { useCallback, useEffect, useReducer, useRef, useState } from 'react'
 import { useApp, useInput, useStdin, useStdout } from 'ink'
 import { errorLine } from '../agent/errors.js'
 import { EventBatcher, FLUSH_MS } from './batcher.js'
-import { initialState, reducer, selectedFile, wantedFilesOffset, FILES_STEP, type Action, type DashState, type KeyInput } from './state.js'
+import { initialState, keystrokes, reducer, selectedFile, wantedFilesOffset, FILES_STEP, type Action, type DashState, type KeyInput } from './state.js'
 import type { DashboardSource } from './source.js'
 import { screenLayout } from './views/screen.js'
 
@@ -105,8 +105,7 @@ export function useDashboard (source: DashboardSource, o: DashboardHookOptions):
     return () => { stopped = true; clearInterval(timer) }
   }, [source, folder, filter, offset, state.connected, filesTick])
 
-  const act = async (method: 'open' | 'pin' | 'evict'): Promise<void> => {
-    const s = stateRef.current
+  const act = async (method: 'open' | 'pin' | 'evict', s: DashState): Promise<void> => {
     const f = selectedFile(s)
     if (f === null) {
       dispatch({ type: 'notice', text: 'select a file in Files (or Transfers) first: Tab moves between panes', level: 'warn', at: Date.now() })
@@ -126,18 +125,24 @@ export function useDashboard (source: DashboardSource, o: DashboardHookOptions):
     setFilesTick(t => t + 1)
   }
 
+  // Keys act on the state as of the keys before them: stateRef holds the rendered state with the
+  // keys dispatched since applied, so "/" then "o" read in one go (or before React renders) types
+  // "o" into the filter instead of opening the selected file.
   useInput((input, key) => {
-    const s = stateRef.current
     if (key.ctrl && input === 'c') { quit(); return }
-    if (s.filterDraft === null && !s.help) {
-      if (input === 'q') { quit(); return }
-      if (input === 'o') { void act('open'); return }
-      if (input === 'p') { void act('pin'); return }
-      if (input === 'e') { void act('evict'); return }
+    const first: KeyInput = { input, tab: key.tab, shift: key.shift, upArrow: key.upArrow, downArrow: key.downArrow, leftArrow: key.leftArrow, rightArrow: key.rightArrow, pageUp: key.pageUp, pageDown: key.pageDown, return: key.return, escape: key.escape, backspace: key.backspace, delete: key.delete }
+    for (const k of keystrokes(first)) {
+      const s = stateRef.current
+      if (s.filterDraft === null && !s.help) {
+        if (k.input === 'q') { quit(); return }
+        if (k.input === 'o') { void act('open', s); continue }
+        if (k.input === 'p') { void act('pin', s); continue }
+        if (k.input === 'e') { void act('evict', s); continue }
+      }
+      const a: Action = { type: 'key', key: k, page: screenLayout(s, size.columns, size.rows).body }
+      stateRef.current = reducer(s, a)
+      dispatch(a)
     }
-    const L = screenLayout(s, size.columns, size.rows)
-    const k: KeyInput = { input, tab: key.tab, shift: key.shift, upArrow: key.upArrow, downArrow: key.downArrow, leftArrow: key.leftArrow, rightArrow: key.rightArrow, pageUp: key.pageUp, pageDown: key.pageDown, return: key.return, escape: key.escape, backspace: key.backspace, delete: key.delete }
-    dispatch({ type: 'key', key: k, page: L.body })
   }, { isActive: isRawModeSupported })
 
   function quit (): void {

@@ -348,6 +348,24 @@ function listLength (s: DashState, p: Pane): number {
   }
 }
 
+/**
+ * The keystrokes in one read from the terminal. Ink hands a chunk of plain text over whole (a paste,
+ * or keys typed faster than the dashboard reads them, as tmux's send-keys does on a busy machine),
+ * so "/Grüße\r" would be one unknown key. A chunk of more than one character is split into its
+ * characters, with CR/LF as Enter, TAB as Tab and DEL/BS as Backspace, so it acts exactly as the
+ * same keys typed one by one. Escape sequences (arrows, pages) are split by Ink before this.
+ */
+export function keystrokes (k: KeyInput): KeyInput[] {
+  const chars = [...k.input]
+  if (chars.length <= 1) return [k]
+  return chars.map(c => {
+    if (c === '\r' || c === '\n') return { input: '', return: true }
+    if (c === '\t') return { input: '', tab: true }
+    if (c === '\u007f' || c === '\b') return { input: '', backspace: true }
+    return { input: c, ...(/\p{Lu}/u.test(c) ? { shift: true } : {}) }
+  })
+}
+
 function onKey (s: DashState, k: KeyInput, page: Readonly<Record<Pane, number>>): DashState {
   if (s.filterDraft !== null) {
     if (k.escape === true) return { ...s, filterDraft: null }
