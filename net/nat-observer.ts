@@ -55,7 +55,13 @@ export interface Reachability {
 export class NatObserver {
   private readonly obs = new Map<string, Observation>()
 
-  constructor (private readonly local: () => { hosts: readonly string[], port: number }, private readonly now: () => number = Date.now) {}
+  /**
+   * `live(by)` says whether the peer that reported is connected now. Reports of connected peers
+   * decide once they come from MIN_OBSERVER_HOSTS hosts, or at once when they show a public host
+   * no older report has as its best (the router got a new address): otherwise reports of peers
+   * that left would outvote the new mapping for up to OBSERVATION_TTL_MS (docs/reachability.md §2.2).
+   */
+  constructor (private readonly local: () => { hosts: readonly string[], port: number }, private readonly now: () => number = Date.now, private readonly live: (by: string) => boolean = () => true) {}
 
   /** A peer (key hex, address) says it sees this node's uTP socket at host:port. Invalid input is ignored. */
   observe (by: string, from: string, host: unknown, port: unknown): void {
@@ -73,7 +79,14 @@ export class NatObserver {
   }
 
   status (): Reachability {
-    return classify(this.observations(), this.local())
+    const all = this.observations()
+    const local = this.local()
+    const overall = classify(all, local)
+    const live = all.filter(o => this.live(o.by))
+    if (live.length === 0 || live.length === all.length) return overall
+    const liveHosts = new Set(live.map(o => o.from)).size
+    const moved = !live.some(o => o.host === overall.publicAddress?.host)
+    return liveHosts >= MIN_OBSERVER_HOSTS || moved ? classify(live, local) : overall
   }
 }
 

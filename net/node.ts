@@ -128,7 +128,7 @@ export class NetNode extends EventEmitter<NetNodeEvents> {
   private readonly transports = new Map<TransportName, Transport>()
   private readonly ports = { utp: 0, tcp: 0 }
   /** Where peers see this node's uTP socket from (docs/reachability.md §2). */
-  readonly nat = new NatObserver(() => ({ hosts: localHosts(this.opts.host), port: this.ports.utp }))
+  readonly nat = new NatObserver(() => ({ hosts: localHosts(this.opts.host), port: this.ports.utp }), Date.now, by => this.byKey.has(by))
   /** Asks peers reached over TCP where they see the UDP socket (docs/reachability.md §2.1). */
   readonly probe = new AddressProbe({
     send: (buf, host, port) => { (this.transports.get('utp') as UtpTransport | undefined)?.sendDatagram(buf, host, port) },

@@ -49,6 +49,36 @@ test('observations are hostile input: invalid ones are ignored, one per peer, at
   assert.equal(o.observations().length, MAX_OBSERVATIONS)
 })
 
+test('after a remap, connected peers decide: one live report of a new public host wins at once; two live hosts outvote peers that left', () => {
+  const connected = new Set<string>()
+  const o = new NatObserver(() => local, Date.now, by => connected.has(by))
+  for (let i = 1; i <= 4; i++) o.observe(key(i), `10.0.0.${i}`, '203.0.113.7', 51000)
+  assert.equal(o.status().natType, 'endpoint-independent')
+  // Every peer disconnected (the router restarted): the old reports still say what is known.
+  assert.deepEqual(o.status().publicAddress, { host: '203.0.113.7', port: 51000 })
+  // One peer is back and sees a new public host: that is the address now (type not known yet).
+  connected.add(key(1))
+  o.observe(key(1), '10.0.0.1', '198.51.100.20', 40000)
+  assert.deepEqual(o.status().publicAddress, { host: '198.51.100.20', port: 40000 })
+  assert.equal(o.status().natType, 'nat')
+  // A second host confirms it: endpoint-independent again, three stale reports notwithstanding.
+  connected.add(key(2))
+  o.observe(key(2), '10.0.0.2', '198.51.100.20', 40000)
+  assert.equal(o.status().natType, 'endpoint-independent')
+  assert.equal(o.status().observers, 2)
+  // Churn without a change: one live peer agreeing with the old reports keeps all of them counted.
+  const p = new NatObserver(() => local, Date.now, by => by === key(1))
+  for (let i = 1; i <= 3; i++) p.observe(key(i), `10.0.0.${i}`, '203.0.113.7', 51000)
+  assert.equal(p.status().natType, 'endpoint-independent')
+  assert.equal(p.status().observers, 3)
+  // Same host, a new port (the masquerade restarted): one live peer does not decide; two do.
+  const q = new NatObserver(() => local, Date.now, by => by === key(1) || by === key(2))
+  for (let i = 1; i <= 3; i++) q.observe(key(i), `10.0.0.${i}`, '203.0.113.7', 51000)
+  q.observe(key(1), '10.0.0.1', '203.0.113.7', 52000)
+  q.observe(key(2), '10.0.0.2', '203.0.113.7', 52000)
+  assert.deepEqual(q.status().publicAddress, { host: '203.0.113.7', port: 52000 })
+})
+
 async function node (t: TestContext, transports: Array<'utp' | 'tcp'> = ['utp']): Promise<NetNode> {
   const pk = Buffer.alloc(32)
   const sk = Buffer.alloc(64)
