@@ -15,7 +15,7 @@ import { NetError, NetCodes } from './errors.js'
 import { pcpMap, pcpNonce, pmpMap, pmpExternalAddress, PMP_FIRST_WAIT_MS, PMP_ATTEMPTS, type PmpProtocol } from './nat-pmp.js'
 import { ssdpSearch, IgdClient } from './upnp-igd.js'
 
-/** Lifetime asked for (seconds; RFC 6886 recommends two hours). UPnP leases are at least an hour. */
+/** Lifetime asked for (seconds; RFC 6886 recommends two hours). */
 export const TTL_SECONDS = 7200
 /** Renew at most this long after a grant (and at half the granted lifetime when that is sooner). */
 export const RENEW_MS = 30 * 60_000
@@ -350,7 +350,6 @@ export class PortMapper {
     const answer = await ssdpSearch({ gateway, localAddress: local0, timeoutMs: this.o.searchTimeoutMs ?? SEARCH_TIMEOUT_MS, signal })
     if (signal.aborted) throw new NetError(NetCodes.ABORTED, 'upnp: stopped')
     if (answer === null) throw new NetError(NetCodes.TIMEOUT, `upnp: no Internet Gateway Device answered${gateway !== null ? ` at ${gateway}` : ''}`)
-    if (answer.version === 1) throw new NetError(NetCodes.REFUSED, `upnp: the router at ${answer.from} offers UPnP IGD v1 only (supported: IGD v2, PCP, NAT-PMP)`)
     const local = local0 ?? await localAddressTo(answer.from)
     if (local === null) throw new NetError(NetCodes.CONNECT_FAILED, `upnp: no route to ${answer.from}`)
     const igd = await IgdClient.open(answer.location, { description: this.o.description, signal: this.step(signal) })

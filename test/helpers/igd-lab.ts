@@ -42,8 +42,9 @@ const IGD_TABLE = `table inet miniupnpd {
 }
 `
 
-function config (extIp: string, lanNet: string): string {
+function config (extIp: string, lanNet: string, igdV1: boolean): string {
   return [
+    ...(igdV1 ? ['force_igd_desc_v1=yes'] : []),
     'ext_ifname=wan',
     `ext_ip=${extIp}`,
     'listening_ip=lan',
@@ -69,8 +70,8 @@ function config (extIp: string, lanNet: string): string {
   ].join('\n')
 }
 
-/** Run miniupnpd on router `n` of the lab; `igd` null and `why` set when it cannot run here. */
-export async function startIgd (t: TestContext, lab: NatLab, n: number): Promise<{ igd: Igd | null, why: string }> {
+/** Run miniupnpd on router `n` of the lab (describing itself as IGD v1 with `igdV1`); `igd` null and `why` set when it cannot run here. */
+export async function startIgd (t: TestContext, lab: NatLab, n: number, o: { igdV1?: boolean } = {}): Promise<{ igd: Igd | null, why: string }> {
   const why = ensurePackage('miniupnpd', 'miniupnpd-nftables')
   if (why !== null) return { igd: null, why }
   const nat = lab.nats[n]
@@ -98,7 +99,7 @@ export async function startIgd (t: TestContext, lab: NatLab, n: number): Promise
     inRouter('ip', 'addr', 'add', `${extIp}/32`, 'dev', 'wan')
     sh(['ip', 'netns', 'exec', lab.inet, 'ip', 'route', 'add', `${extIp}/32`, 'via', nat.wan, 'dev', 'br0', 'onlink'])
     const conf = join(dir, 'miniupnpd.conf')
-    await fsp.writeFile(conf, config(extIp, `192.168.${i}.0/24`))
+    await fsp.writeFile(conf, config(extIp, `192.168.${i}.0/24`, o.igdV1 === true))
     const c = spawn('ip', ['netns', 'exec', nat.router, 'miniupnpd', '-f', conf, '-d', '-4', '-P', join(dir, 'miniupnpd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] })
     child = c
     const onData = (d: Buffer): void => { out = (out + d.toString('utf8')).slice(-MAX_LOG_CHARS) }
