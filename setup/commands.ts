@@ -26,6 +26,7 @@ interface SetupFlags {
   importBackup?: string
   backup?: string
   mapPort?: boolean
+  relay?: string
   service?: boolean
   desktop?: boolean
   yes?: boolean
@@ -48,6 +49,7 @@ export function registerSetupCommands (program: Command, ctx: SetupCommandContex
     .option('--backup <file>', 'where to write the key backup (default DIR/key-backup.dustkey)')
     .option('--map-port', 'ask the router to forward the port (UPnP / NAT-PMP; default yes)')
     .option('--no-map-port', 'do not ask the router for a port mapping')
+    .option('--relay <rate>', 'relay end-to-end encrypted traffic for peers that cannot reach each other, at most RATE bytes per second, e.g. 1M (0 = off, the default; never while the link is metered)')
     .addOption(new Option('--no-service', 'do not install or enable the service'))
     .addOption(new Option('--no-desktop', 'do not register the desktop handler for .f files'))
     .option('-y, --yes', 'never ask: flags, else the current settings, else the defaults')
@@ -64,6 +66,7 @@ export function registerSetupCommands (program: Command, ctx: SetupCommandContex
           importBackup: f.importBackup,
           backup: f.backup,
           mapPort: f.mapPort,
+          relay: f.relay,
           service: f.service,
           desktop: f.desktop,
           yes: f.yes === true,

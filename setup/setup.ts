@@ -49,6 +49,8 @@ export interface SetupOptions {
   /** Where the key backup goes (default: settings' keyBackup, else <home>/key-backup.dustkey). */
   readonly backup?: string
   readonly mapPort?: boolean
+  /** Relay rate for peers that cannot reach each other (bytes per second or "2M"; "0": off). */
+  readonly relay?: string
   /** false: do not write or enable the service. */
   readonly service?: boolean
   /** false: do not register the desktop handler. */
@@ -92,6 +94,16 @@ export function parseDonate (text: string, what = '--donate'): number {
   try { n = parseSize(text, what) } catch (err) { throw new SetupError(SetupCodes.USAGE, (err as Error).message.replace(/^[A-Z_]+: /, '')) }
   if (n !== 0 && n < MIN_DONATE) throw new SetupError(SetupCodes.USAGE, `${what} ${JSON.stringify(text)}: donate 0 (use without donating) or at least ${humanBytes(MIN_DONATE)}`)
   if (n > MAX_DONATE) throw new SetupError(SetupCodes.USAGE, `${what} ${JSON.stringify(text)} is more than ${humanBytes(MAX_DONATE)}`)
+  return n
+}
+
+/** Most a node may offer to relay (bytes per second): 1 GiB/s, past any home link. */
+export const MAX_RELAY_RATE = GiB
+
+export function parseRelay (text: string, what = '--relay'): number {
+  let n: number
+  try { n = parseSize(text, what) } catch (err) { throw new SetupError(SetupCodes.USAGE, (err as Error).message.replace(/^[A-Z_]+: /, '')) }
+  if (n > MAX_RELAY_RATE) throw new SetupError(SetupCodes.USAGE, `${what} ${JSON.stringify(text)} is more than ${humanBytes(MAX_RELAY_RATE)} per second`)
   return n
 }
 
@@ -163,6 +175,7 @@ export class Setup {
     const ctx = (chosen: string[]): FolderContext => ({ stateDir: home, userHome: this.dirs.home, chosen, configured: old?.folders ?? [], mountinfo })
     const flagFolders = o.folders !== undefined ? await this.foldersFromFlags(o.folders, ctx) : undefined
     const flagDonate = o.donate !== undefined ? parseDonate(o.donate) : undefined
+    const flagRelay = o.relay !== undefined ? parseRelay(o.relay) : undefined
     let host = old?.host ?? '0.0.0.0'
     if (o.host !== undefined) {
       try { host = parseHost(o.host) } catch (err) { throw new SetupError(SetupCodes.USAGE, (err as Error).message.replace(/^[A-Z_]+: /, '')) }
@@ -245,6 +258,10 @@ export class Setup {
     if (o.mapPort === undefined && this.asking && port !== 0) {
       mapPort = await this.ask().confirm(`Ask your router to forward port ${port} (UPnP / NAT-PMP) so that peers can reach you?`, mapPort)
     }
+    // Relaying (docs/reachability.md §5): opt-in, kept from the current settings, asked with the rest.
+    const relay = flagRelay ?? (this.asking
+      ? await this.askValid('Relay end-to-end encrypted traffic for peers that cannot reach each other, at most this many bytes per second (0 = no; e.g. 1M; never on a metered link)', sizeText(old?.relay ?? 0), async a => parseRelay(a, 'relay rate'))
+      : old?.relay ?? 0)
 
     // 6. Write: identity, backup, settings, service, desktop.
     let secretWritten = false
@@ -288,12 +305,13 @@ export class Setup {
       ...(old?.bootstrap !== undefined ? { bootstrap: old.bootstrap } : {}),
       donate,
       mapPort,
+      ...(relay > 0 ? { relay } : {}),
       keyBackup: backupPath
     }
     let settingsResult: WriteResult
     try { settingsResult = await saveSettings(home, settings) } catch (err) { throw fileError('write', settingsPath(home), err) }
     this.say(`settings   ${settingsResult.padEnd(9)} ${settingsPath(home)}`)
-    this.say(`           ${folders.length === 0 ? 'no folder: this node only donates space' : `folders ${folders.join(', ')}`}; donating ${donate === 0 ? 'nothing' : humanBytes(donate)} (so the network stores up to ${humanBytes(donate + GiB)} for you: what you give plus a 1 GiB grace); port ${port === 0 ? 'any' : `${port} (DHT ${dhtFor(port)})`}${mapPort ? ', router port mapping on' : ''}`)
+    this.say(`           ${folders.length === 0 ? 'no folder: this node only donates space' : `folders ${folders.join(', ')}`}; donating ${donate === 0 ? 'nothing' : humanBytes(donate)} (so the network stores up to ${humanBytes(donate + GiB)} for you: what you give plus a 1 GiB grace); port ${port === 0 ? 'any' : `${port} (DHT ${dhtFor(port)})`}${mapPort ? ', router port mapping on' : ''}${relay > 0 ? `, relaying for others up to ${humanBytes(relay)}/s` : ''}`)
 
     let service: ServiceReport | null = null
     if (o.service !== false) {

@@ -100,6 +100,18 @@ test('setup --yes with flags: identity, key backup, settings, unit, MIME and des
   const bare = sb.run(['setup', '--yes'])
   assert.equal(bare.code, 0, bare.err)
   assert.deepEqual(await snapshot(files), before)
+
+  // Relaying: --relay writes it, a later run without the flag keeps it, --relay 0 turns it off.
+  const relayOn = sb.run(['setup', '--yes', '--relay', '1M'])
+  assert.equal(relayOn.code, 0, relayOn.err)
+  assert.match(relayOn.out, /relaying for others up to 1\.0 MiB\/s/)
+  const settingsOf = async (): Promise<Record<string, unknown>> => JSON.parse(await fsp.readFile(join(sb.dbx, 'settings.json'), 'utf8'))
+  assert.equal((await settingsOf()).relay, 1024 * 1024)
+  assert.equal((await configFromFlags(sb.dbx, {}, {})).relayRate, 1024 * 1024, 'start relays at that rate')
+  assert.equal(sb.run(['setup', '--yes']).code, 0)
+  assert.equal((await settingsOf()).relay, 1024 * 1024, 'kept by a run without --relay')
+  assert.equal(sb.run(['setup', '--yes', '--relay', '0']).code, 0)
+  assert.equal('relay' in await settingsOf(), false, 'off: not written')
 })
 
 test('setup honours XDG_CONFIG_HOME and XDG_DATA_HOME and merges an existing mimeapps.list; --no-service, --no-desktop', async t => {
@@ -148,6 +160,8 @@ test('bad answers: one clear line on stderr, a non-zero exit, and nothing writte
     [[...base, '--folder', ok, '--folder', ok], 1, /^FOLDER_INVALID: folder ".*ok" is already in the list$/],
     [[...base, '--donate', '100M'], 2, /^USAGE: --donate "100M": donate 0 \(use without donating\) or at least 1\.0 GiB$/],
     [[...base, '--donate', 'plenty'], 2, /^USAGE: --donate "plenty" is not a size/],
+    [[...base, '--relay', 'fast'], 2, /^USAGE: --relay "fast" is not a size/],
+    [[...base, '--relay', '2G'], 2, /^USAGE: --relay "2G" is more than 1\.0 GiB per second$/],
     [['setup', '--yes', '--port', '80'], 2, /^USAGE: --port 80: choose 1024-65534/],
     [['setup', '--yes', '--port', 'http'], 2, /^USAGE: --port "http" is not a port number/],
     [['setup', '--yes', '--host', 'localhost', '--port', '0'], 2, /^USAGE: --host "localhost" is not an IPv4 address$/],
@@ -272,7 +286,8 @@ test('interactive: the wizard reads its answers from piped stdin; wrong answers 
     folder, '', //               one folder, then done
     '512M', '3G', //             donation refused, then accepted
     '80', String(port), //       port refused, then accepted
-    'n' //                       no router port mapping
+    'n', //                      no router port mapping
+    'lots', '2M' //              relay rate refused, then accepted
   ]
   const r = sb.run(['setup', '--host', '127.0.0.1', '--no-desktop'], { input: answers.join('\n') + '\n' })
   assert.equal(r.code, 0, r.err + r.out)
@@ -284,8 +299,9 @@ test('interactive: the wizard reads its answers from piped stdin; wrong answers 
   assert.match(r.out, /Fair exchange: the network stores for you at most what you donate to others, plus a 1 GiB grace\./)
   assert.match(r.out, /USAGE: donated space "512M": donate 0/)
   assert.match(r.out, /USAGE: port 80: choose 1024-65534/)
+  assert.match(r.out, /Relay end-to-end encrypted traffic for peers that cannot reach each other.*\n {2}USAGE: relay rate "lots" is not a size/)
   const s = JSON.parse(await fsp.readFile(join(sb.dbx, 'settings.json'), 'utf8'))
-  assert.deepEqual([s.folders, s.donate, s.port, s.mapPort, s.host], [[await fsp.realpath(folder)], 3 * GiB, port, false, '127.0.0.1'])
+  assert.deepEqual([s.folders, s.donate, s.port, s.mapPort, s.host, s.relay], [[await fsp.realpath(folder)], 3 * GiB, port, false, '127.0.0.1', 2 * 1024 * 1024])
   const b = await readKeyBackupFile(join(sb.dbx, 'key-backup.dustkey'))
   assert.equal(toHex((await openKeyBackup(b.bytes, passphraseBytes(PASSPHRASE, 'p'), 'b')).root), toHex(await loadSecret(sb.dbx)))
 
@@ -293,7 +309,7 @@ test('interactive: the wizard reads its answers from piped stdin; wrong answers 
   const sb3 = await sandbox(t)
   const port3 = await freePort()
   const restore = sb3.run(['setup', '--host', '127.0.0.1', '--no-desktop', '--no-service'], {
-    input: ['y', join(sb.dbx, 'key-backup.dustkey'), 'not the right passphrase', PASSPHRASE, '', '', String(port3), ''].join('\n') + '\n'
+    input: ['y', join(sb.dbx, 'key-backup.dustkey'), 'not the right passphrase', PASSPHRASE, '', '', String(port3), '', ''].join('\n') + '\n'
   })
   assert.equal(restore.code, 0, restore.err + restore.out)
   assert.match(restore.out, /wrong passphrase; try again/)
@@ -314,7 +330,7 @@ test('interactive on a terminal: the passphrase is not echoed and Tab completes 
   if (spawnSync('script', ['--version'], { encoding: 'utf8' }).status !== 0) { t.skip('script(1) from util-linux is not installed: no pseudo-terminal to test with'); return }
   const sb = await sandbox(t)
   await fsp.mkdir(join(sb.dir, 'Zwölf Ordner'))
-  const cmd = [process.execPath, BIN, 'setup', '--host', '127.0.0.1', '--port', '0', '--no-desktop', '--no-service', '--donate', '1G'].map(shellQuote).join(' ')
+  const cmd = [process.execPath, BIN, 'setup', '--host', '127.0.0.1', '--port', '0', '--no-desktop', '--no-service', '--donate', '1G', '--relay', '0'].map(shellQuote).join(' ')
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...sb.env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] })
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let screen = ''
