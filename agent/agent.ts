@@ -162,7 +162,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         host: c.host,
         port: c.port,
         stateDir: c.home,
-        store: c.donate > 0 ? { dir: join(c.home, STORE_DIR), donatedBytes: c.donate, quota: (owner: string) => (placement?.takenOn(owner) ?? 0) + grace } : null,
+        store: c.donate > 0 ? { dir: join(c.home, STORE_DIR), donatedBytes: c.donate, quota: (owner: string) => (placement?.takenByOwner(owner) ?? 0) + grace } : null,
         ...(c.tunables.requestTimeoutMs !== undefined ? { requestTimeoutMs: c.tunables.requestTimeoutMs } : {}),
         ...(c.tunables.keepaliveMs !== undefined ? { keepaliveMs: c.tunables.keepaliveMs } : {}),
         reach: reach.options

@@ -46,7 +46,7 @@ export async function statusCmd (home: string, json: boolean, io: Io): Promise<v
     io.out(`folder ${f.path}: ${parts.length === 0 ? 'no files yet' : parts.join(', ')}`)
   }
   io.out(`queue ${s.queue.active} active, ${s.queue.pending} pending; ${s.queue.stubbed} stubbed, ${s.queue.failed} failed since start`)
-  io.out(`network: my shards on peers ${humanBytes(s.placement.taken)}; I hold ${humanBytes(s.placement.given)} for others; donating ${humanBytes(s.placement.donated)} (+${humanBytes(s.placement.grace)} grace)`)
+  io.out(`network: my shards on peers ${humanBytes(s.placement.taken)}; I hold ${humanBytes(s.placement.given)} for others; donating ${humanBytes(s.placement.donated)}${(s.placement.devicesDonated ?? 0) > 0 ? ` (my other devices ${humanBytes(s.placement.devicesDonated ?? 0)})` : ''} (+${humanBytes(s.placement.grace)} grace)`)
   if (s.placement.waiting !== null) io.out(`WAITING: ${s.placement.waiting}`)
   io.out(`cache ${humanBytes(s.cache.bytes)} of ${humanBytes(s.cache.limit)}`)
   const h = s.health

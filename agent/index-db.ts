@@ -11,6 +11,8 @@ import { AgentError, AgentCodes } from './errors.js'
 
 export const INDEX_FILE = 'index.sqlite'
 export const SCHEMA_VERSION = 3
+/** Device-to-owner rows kept (peer_owners). */
+export const MAX_PEER_OWNERS = 4096
 
 export type FileState = 'pending' | 'uploading' | 'waiting' | 'stubbed' | 'hydrated' | 'failed' | 'removed' | 'deleted'
 
@@ -152,6 +154,16 @@ CREATE TABLE IF NOT EXISTS peers (
   first_seen INTEGER NOT NULL,
   last_seen INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS peer_owners (
+  key BLOB PRIMARY KEY,
+  owner BLOB NOT NULL,
+  last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_space (
+  key BLOB PRIMARY KEY,
+  donated INTEGER NOT NULL,
+  at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   kind TEXT NOT NULL,
@@ -211,6 +223,7 @@ export class IndexDb {
   readonly path: string
   private readonly db: Database.Database
   private closed = false
+  private peerOwnerWrites = 0
   private readonly st: Record<string, Database.Statement>
 
   constructor (stateDir: string, now: () => number = Date.now) {
@@ -281,6 +294,11 @@ export class IndexDb {
       upsertPeer: p(`INSERT INTO peers (key, host, port, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (key) DO UPDATE SET host = excluded.host, port = excluded.port, last_seen = excluded.last_seen`),
       peer: p('SELECT key, host, port, last_seen FROM peers WHERE key = ?'),
+      upsertPeerOwner: p('INSERT INTO peer_owners (key, owner, last_seen) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, last_seen = excluded.last_seen'),
+      peerOwners: p('SELECT key, owner FROM peer_owners ORDER BY last_seen DESC LIMIT ?'),
+      upsertDeviceSpace: p('INSERT INTO device_space (key, donated, at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET donated = excluded.donated, at = excluded.at'),
+      deviceSpace: p('SELECT key, donated FROM device_space'),
+      trimPeerOwners: p('DELETE FROM peer_owners WHERE key NOT IN (SELECT key FROM peer_owners ORDER BY last_seen DESC LIMIT ?)'),
       cacheTouch: p('INSERT INTO cache (block_id, size, used_at) VALUES (?, ?, ?) ON CONFLICT (block_id) DO UPDATE SET used_at = excluded.used_at'),
       cacheHas: p('SELECT size FROM cache WHERE block_id = ?'),
       cacheBytes: p('SELECT COALESCE(SUM(size), 0) AS n FROM cache'),
@@ -502,6 +520,31 @@ export class IndexDb {
     if (this.closed) return
     const at = this.now()
     this.st.upsertPeer.run(Buffer.from(key), host, port, at, at)
+  }
+
+  /**
+   * A peer's key is a device certified by `owner` (its handshake proved it: net/device-cert.ts).
+   * Kept for the fair-exchange quota, which counts what I placed on all of an owner's devices.
+   * At most MAX_PEER_OWNERS rows, the least recently seen dropped.
+   */
+  notePeerOwner (key: Uint8Array, owner: Uint8Array): void {
+    if (this.closed) return
+    this.st.upsertPeerOwner.run(Buffer.from(key), Buffer.from(owner), this.now())
+    if (++this.peerOwnerWrites % 64 === 0) this.st.trimPeerOwners.run(MAX_PEER_OWNERS)
+  }
+
+  peerOwners (): Array<{ key: Buffer, owner: Buffer }> {
+    return this.st.peerOwners.all(MAX_PEER_OWNERS) as Array<{ key: Buffer, owner: Buffer }>
+  }
+
+  /** Space another device of this owner donates (its SPACE answer), for the fair-exchange limit. */
+  noteDeviceSpace (key: Uint8Array, donated: number): void {
+    if (this.closed) return
+    this.st.upsertDeviceSpace.run(Buffer.from(key), donated, this.now())
+  }
+
+  deviceSpace (): Array<{ key: Buffer, donated: number }> {
+    return this.st.deviceSpace.all() as Array<{ key: Buffer, donated: number }>
   }
 
   peer (key: Uint8Array): PeerRow | null {

@@ -12,10 +12,14 @@ import { shardIdOf, shortId } from '../net/index.js'
 import { encodeShards } from '../stubs/erasure.js'
 import { Semaphore } from '../stubs/semaphore.js'
 import { equalBytes } from '../stubs/crypto.js'
-import type { IndexDb, ShardRow } from './index-db.js'
+import { MAX_PEER_OWNERS, type IndexDb, type ShardRow } from './index-db.js'
 import { AgentError, AgentCodes } from './errors.js'
 import { humanBytes } from './format.js'
 
+/** Devices of one owner counted in its quota (an owner with more is counted for these). */
+export const MAX_DEVICES_PER_OWNER = 64
+/** Largest donation another device's SPACE answer is taken to say (1 PiB). */
+export const MAX_DEVICE_DONATED = 2n ** 50n
 /** Bytes of shards being uploaded at once: the ingest waits when the network is this far behind. */
 export const UPLOAD_BUDGET_BYTES = 96 * 1024 * 1024
 /** Attempts to place one shard (each on a different peer) before the block fails. */
@@ -98,6 +102,10 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** Bytes of my shards in the index, in total and by peer (kept in memory, read once at start). */
   private placedBytes: number
   private readonly onPeer = new Map<string, number>()
+  /** Space my own other devices donate (key hex → bytes), from their SPACE answers (kept in the index). */
+  private readonly deviceSpace = new Map<string, number>()
+  /** Other devices (key hex) of each owner (hex) met, for the fair-exchange quota (takenByOwner). */
+  private readonly devicesOf = new Map<string, Set<string>>()
   private waitingReason: string | null = null
   /** Bytes of shards sent to peers since start (new shards only). */
   bytesSent = 0
@@ -116,7 +124,15 @@ export class Placement extends EventEmitter<PlacementEvents> {
       this.onPeer.set(r.peer.toString('hex'), r.bytes)
       this.placedBytes += r.bytes
     }
-    this.net.on('peer', p => { void this.refresh(p).finally(() => this.wake()) })
+    for (const r of this.db.peerOwners()) this.noteDevice(r.key.toString('hex'), r.owner.toString('hex'))
+    for (const r of this.db.deviceSpace()) this.deviceSpace.set(r.key.toString('hex'), r.donated)
+    this.net.on('peer', p => {
+      if (!p.owner.equals(p.key)) {
+        this.noteDevice(p.key.toString('hex'), p.owner.toString('hex'))
+        this.db.notePeerOwner(p.key, p.owner)
+      }
+      void this.refresh(p).finally(() => this.wake())
+    })
     this.net.on('peer-close', () => this.wake())
   }
 
@@ -142,6 +158,12 @@ export class Placement extends EventEmitter<PlacementEvents> {
     const i = this.infoOf(p)
     try {
       const s = await p.space({ timeoutMs: 10_000 })
+      if (p.isOwnDevice) {
+        // What my other device gives counts towards what this owner may take (docs/agent.md § Fair exchange).
+        const donated = Number(s.donated > MAX_DEVICE_DONATED ? MAX_DEVICE_DONATED : s.donated)
+        if (this.deviceSpace.get(p.key.toString('hex')) !== donated) this.db.noteDeviceSpace(p.key, donated)
+        this.deviceSpace.set(p.key.toString('hex'), donated)
+      }
       i.free = Math.max(0, Number(s.quotaForYou - s.usedByYou))
       i.offers = s.donated > 0n && s.maxShard > 0
       i.spaceAt = Date.now()
@@ -171,10 +193,11 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** `own`: bytes of the asking placement already counted in pendingBytes. */
   private reasonFor (size: number, own: number): string | null {
     const n = this.k + this.m
-    const limit = this.opts.donatedBytes + (this.opts.graceBytes ?? GRACE_BYTES)
+    const devices = this.devicesDonated
+    const limit = this.opts.donatedBytes + devices + (this.opts.graceBytes ?? GRACE_BYTES)
     const taken = this.placedBytes + this.pendingBytes - own
     if (taken + size * n > limit) {
-      return `fair exchange: storing ${humanBytes(size * n)} more would take ${humanBytes(taken + size * n)} from peers, more than the ${humanBytes(this.opts.donatedBytes)} this node donates plus ${humanBytes(this.opts.graceBytes ?? GRACE_BYTES)} grace; donate more space (--donate)`
+      return `fair exchange: storing ${humanBytes(size * n)} more would take ${humanBytes(taken + size * n)} from peers, more than the ${humanBytes(this.opts.donatedBytes)} this node donates${devices > 0 ? ` plus ${humanBytes(devices)} by this owner's other devices` : ''} plus ${humanBytes(this.opts.graceBytes ?? GRACE_BYTES)} grace; donate more space (--donate)`
     }
     const open = this.net.peers().filter(p => p.isOpen).length
     const ok = this.eligible(size).length
@@ -430,6 +453,35 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** What this node takes from the network (bytes of its shards on peers), in total and on one peer. */
   get taken (): number { return this.placedBytes }
   takenOn (keyHex: string): number { return this.onPeer.get(keyHex) ?? 0 }
+
+  /** Space this owner's other devices donate, as they last said. */
+  get devicesDonated (): number {
+    let n = 0
+    for (const v of this.deviceSpace.values()) n += v
+    return n
+  }
+
+  /**
+   * What I placed on all of an owner's devices: its identity's key (a first device) and every key
+   * it certified that I met. The fair-exchange quota I grant that owner (docs/agent.md §
+   * Fair exchange): all its devices share one namespace on my store, so all of them count.
+   */
+  takenByOwner (ownerHex: string): number {
+    let n = this.takenOn(ownerHex)
+    for (const d of this.devicesOf.get(ownerHex) ?? []) n += this.takenOn(d)
+    return n
+  }
+
+  private noteDevice (deviceHex: string, ownerHex: string): void {
+    for (const [o, set] of this.devicesOf) if (o !== ownerHex && set.delete(deviceHex) && set.size === 0) this.devicesOf.delete(o)
+    let set = this.devicesOf.get(ownerHex)
+    if (set === undefined) {
+      if (this.devicesOf.size >= MAX_PEER_OWNERS) return
+      set = new Set()
+      this.devicesOf.set(ownerHex, set)
+    }
+    if (set.size < MAX_DEVICES_PER_OWNER) set.add(deviceHex)
+  }
 
   peerInfo (): Map<string, Readonly<PeerInfo>> {
     return this.info

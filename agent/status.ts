@@ -83,7 +83,7 @@ export interface AgentStatus {
   readonly peers: PeerStatus[]
   readonly folders: FolderStatus[]
   readonly queue: { readonly pending: number, readonly active: number, readonly stubbed: number, readonly failed: number }
-  readonly placement: { readonly waiting: string | null, readonly bytesSent: number, readonly shardsSent: number, readonly taken: number, readonly donated: number, readonly grace: number, readonly given: number }
+  readonly placement: { readonly waiting: string | null, readonly bytesSent: number, readonly shardsSent: number, readonly taken: number, readonly donated: number, readonly devicesDonated?: number, readonly grace: number, readonly given: number }
   readonly cache: { readonly bytes: number, readonly limit: number }
   readonly fetchedBytes: number
   /** Bytes over all peer channels since the agent started (encrypted, on the wire). */
@@ -157,6 +157,7 @@ export function buildStatus (a: Agent): AgentStatus {
       shardsSent: a.placement.shardsSent,
       taken: a.placement.taken,
       donated: a.config.donate,
+      devicesDonated: a.placement.devicesDonated,
       grace: a.config.tunables.graceBytes ?? GRACE_BYTES,
       given: a.net.store?.used ?? 0
     },
