@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { LONG, tempDir, sha256File, writeRandom } from './helpers/fixtures.js'
+import { LONG, tempDir, fileSha256, writeRandom } from './helpers/fixtures.js'
 import { testSwarm, diskUsage, stubbedCount } from './helpers/agent-swarm.js'
 import type { AgentStatus } from '../agent/status.js'
 
@@ -29,7 +29,7 @@ test('a folder becomes stubs on six peers and every stub opens back byte-exact',
     const when = new Date(Date.UTC(2021, 4, 17, 8, 30, 15, 250))
     await fsp.utimes(p, when, when)
     const st = await fsp.stat(p)
-    files[rel] = { sha: await sha256File(p), mode: st.mode & 0o777, mtimeMs: st.mtimeMs }
+    files[rel] = { sha: await fileSha256(p), mode: st.mode & 0o777, mtimeMs: st.mtimeMs }
   }
   await put('Fotos/Ürlaub 🏖/img-001.jpg', randomBytes(1536 * 1024 + 3), 0, 0o640)
   await put('docs/Ünïcødé/naïve résumé.txt', Buffer.from('Grüße, 世界! '.repeat(5000)))
@@ -77,7 +77,7 @@ test('a folder becomes stubs on six peers and every stub opens back byte-exact',
     const r = await ts.call<{ path: string, size: number }>('open', { path: join(folder, rel + '.f') })
     assert.equal(r.path, join(folder, rel))
     const st = await fsp.stat(r.path)
-    assert.equal(await sha256File(r.path), files[rel].sha, `${rel} content`)
+    assert.equal(await fileSha256(r.path), files[rel].sha, `${rel} content`)
     assert.equal(st.mode & 0o777, files[rel].mode, `${rel} mode`)
     assert.ok(Math.abs(st.mtimeMs - files[rel].mtimeMs) < 0.01, `${rel} mtime ${st.mtimeMs} vs ${files[rel].mtimeMs}`) // Node sets times to the microsecond
     await assert.rejects(fsp.stat(join(folder, rel + '.f')), `${rel}.f removed after open`)
@@ -88,7 +88,7 @@ test('a folder becomes stubs on six peers and every stub opens back byte-exact',
   const fh = await fsp.open(join(folder, 'big/movie.mkv'), 'r+')
   await fh.write(Buffer.from('an edit in the middle'), 0, 21, Math.floor(BIG / 2))
   await fh.close()
-  const bigSha = await sha256File(join(folder, 'big/movie.mkv'))
+  const bigSha = await fileSha256(join(folder, 'big/movie.mkv'))
   const ev = await ts.call<{ queued: boolean }>('evict', { path: join(folder, 'big/movie.mkv') })
   assert.equal(ev.queued, true)
   await ts.waitFor('the edited big file stubbed again', (st: AgentStatus) => st.queue.active === 0 && st.queue.pending === 0 && st.placement.bytesSent > sent0, 120_000)
@@ -100,5 +100,5 @@ test('a folder becomes stubs on six peers and every stub opens back byte-exact',
   t.diagnostic(`edit in the middle of ${BIG} bytes: ${sentForEdit} bytes sent`)
   assert.ok(sentForEdit <= 3 * 4 * 1024 * 1024 * 1.5 + 65536, `sent ${sentForEdit} bytes for a 21-byte edit`)
   const r = await ts.call<{ path: string }>('open', { path: join(folder, 'big/movie.mkv.f') })
-  assert.equal(await sha256File(r.path), bigSha)
+  assert.equal(await fileSha256(r.path), bigSha)
 })

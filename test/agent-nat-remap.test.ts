@@ -19,7 +19,7 @@ import type { AgentStatus } from '../agent/status.js'
 import { ControlClient } from '../agent/control-client.js'
 import { natLab } from './helpers/natlab.js'
 import { brief, stubbedCount } from './helpers/agent-swarm.js'
-import { sha256File, writeRandom } from './helpers/fixtures.js'
+import { fileSha256, writeRandom } from './helpers/fixtures.js'
 
 const SIZE = 64 * 1024 * 1024
 /** The owner's uplink (the router's WAN egress): ~25 MB/s, so 2+1 shards of SIZE take about 4 s. */
@@ -80,7 +80,7 @@ test('a NAT mapping that changes mid-upload: connections come back from the new 
   // The file: written beside the folder, then moved in (the watcher sees it whole).
   const tmp = join(base, 'big.tmp')
   await writeRandom(tmp, SIZE)
-  const digest = await sha256File(tmp)
+  const digest = await fileSha256(tmp)
   const file = join(folder, 'grand fichier ü.bin')
   await fsp.rename(tmp, file)
 
@@ -142,5 +142,5 @@ test('a NAT mapping that changes mid-upload: connections come back from the new 
     assert.equal(r.path, file)
     assert.equal(r.size, SIZE)
   } finally { await c.close() }
-  assert.equal(await sha256File(file), digest)
+  assert.equal(await fileSha256(file), digest)
 })

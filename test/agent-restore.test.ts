@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { spawn } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
-import { tempDir, sha256File } from './helpers/fixtures.js'
+import { tempDir, fileSha256 } from './helpers/fixtures.js'
 import { testSwarm, stubbedCount } from './helpers/agent-swarm.js'
 import { sandbox, BIN } from './helpers/setup-sandbox.js'
 import { IndexDb } from '../agent/index-db.js'
@@ -87,7 +87,7 @@ test('key-only restore: 1,000 files (Unicode names, empty files, nested) and a 2
   assert.equal(res.hydrated, n)
   assert.equal(res.folders.length, 1)
   const root = res.folders[0]
-  for (const [rel, hash] of expected) assert.equal(await sha256File(join(root, rel)), hash, rel)
+  for (const [rel, hash] of expected) assert.equal(await fileSha256(join(root, rel)), hash, rel)
   // Nothing else was written: no stub left, no stray file.
   const all = (await fsp.readdir(root, { recursive: true, withFileTypes: true })).filter(e => e.isFile())
   assert.equal(all.length, n)

@@ -68,9 +68,6 @@ export function sha256 (b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex')
 }
 
-export async function fileSha256 (path: string): Promise<string> {
-  return sha256(await fsp.readFile(path))
-}
 
 export async function exists (path: string): Promise<boolean> {
   try { await fsp.lstat(path); return true } catch { return false }
@@ -88,7 +85,7 @@ export async function smallDisk (t: TestContext, size: string): Promise<string |
 }
 
 /** SHA-256 (hex) of a file, streamed. */
-export async function sha256File (path: string): Promise<string> {
+export async function fileSha256 (path: string): Promise<string> {
   const h = createHash('sha256')
   const fh = await fsp.open(path)
   try { for await (const b of fh.createReadStream()) h.update(b as Buffer) } finally { await fh.close().catch(() => {}) }
