@@ -80,7 +80,7 @@ export function registerSetupCommands (program: Command, ctx: SetupCommandContex
     })
 
   program.command('doctor')
-    .description('check this machine\'s dustbox: identity, key backup, service, agent, ports, DHT, inotify watch limit, free space; one line per check with a fix; exit 1 if any check fails')
+    .description('check this machine\'s dustbox: identity, key backup, service, agent, ports, DHT, reachability from the internet, inotify watch limit, free space; one line per check with a fix; exit 1 if any check fails')
     .option('--json', 'print the report as one JSON object')
     .action(async (opts: { json?: boolean }) => {
       try {

@@ -13,6 +13,7 @@ import { userDirs } from './files.js'
 import { KEY_BACKUP_FILE, readKeyBackupFile } from './key-backup.js'
 import { agentPorts, checkPortsFree, runningAgent, tcpConnects } from './ports.js'
 import { UNIT_NAME, launchdPlistPath, runTool, systemdUnitPath } from './service.js'
+import { reachabilityCheck } from './doctor-reach.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip'
 
@@ -142,6 +143,9 @@ export class Doctor {
     else if (status.dht.nodes > 0) add({ id: 'dht', status: 'ok', message: `DHT connected: ${status.dht.nodes} node(s) known, udp ${status.dhtPort}` })
     else add({ id: 'dht', status: 'warn', message: `DHT not connected yet (0 nodes, udp ${status.dhtPort})`, hint: `wait a minute; if it stays so, let UDP port ${status.dhtPort} through the firewall and check the bootstrap nodes (--bootstrap)` })
 
+    // Reachability from the internet: the router's port mapping and what peers see.
+    add(reachabilityCheck(status))
+
     // inotify and space.
     const folders = status?.folders.map(f => f.path) ?? [...(settings?.folders ?? [])]
     add(await this.inotifyCheck(folders))
@@ -175,7 +179,7 @@ export class Doctor {
       const host = status.host === '0.0.0.0' ? '127.0.0.1' : status.host
       const ok = await tcpConnects(host, status.port)
       return ok
-        ? { id: 'ports', status: 'ok', message: `port ${status.port}/tcp accepts connections on ${host}; uTP udp ${status.port} and DHT udp ${status.dhtPort} held by the agent (reachability from the internet: router port mapping, issue 9)` }
+        ? { id: 'ports', status: 'ok', message: `port ${status.port}/tcp accepts connections on ${host}; uTP udp ${status.port} and DHT udp ${status.dhtPort} held by the agent` }
         : { id: 'ports', status: 'fail', message: `port ${status.port}/tcp does not accept connections on ${host}`, hint: 'restart the agent; check a firewall on this machine' }
     }
     const port = settings?.port ?? 0
@@ -232,7 +236,8 @@ export class Doctor {
 
 /** One line per check: `ok    identity    message  (fix: ...)`. */
 export function formatReport (r: DoctorReport): string[] {
-  const lines = r.checks.map(c => `${c.status.padEnd(4)}  ${c.id.padEnd(10)}  ${c.message}${c.hint !== undefined && c.status !== 'ok' ? `  (fix: ${c.hint})` : ''}`)
+  const w = Math.max(10, ...r.checks.map(c => c.id.length))
+  const lines = r.checks.map(c => `${c.status.padEnd(4)}  ${c.id.padEnd(w)}  ${c.message}${c.hint !== undefined && c.status !== 'ok' ? `  (fix: ${c.hint})` : ''}`)
   const fails = r.checks.filter(c => c.status === 'fail').length
   const warns = r.checks.filter(c => c.status === 'warn').length
   lines.push(fails === 0 && warns === 0 ? 'all good' : `${fails} failed, ${warns} warning(s)`)

@@ -16,7 +16,9 @@ test('files pages and filters; status has addresses, RTT, traffic and health; he
   for (let i = 0; i < 12; i++) tree[`Bilder/Foto ${String(i).padStart(2, '0')} 📷.jpg`] = randomBytes(5000 + i)
   tree['100%_sicher.txt'] = 'x'.repeat(3000)
   await writeTree(folder, tree)
-  await ts.startOwner([folder], [], { healthCacheMs: 200 })
+  // A short keepalive: a SIGKILLed peer's uTP connection gets no reset, so the owner notices it after two
+  // silent keepalive periods (4 s here; 30 s with the product's default).
+  await ts.startOwner([folder], [], { healthCacheMs: 200, keepaliveMs: 2000 })
   await ts.waitFor('13 stubbed', s => stubbedCount(s) === 13)
 
   const all = await ts.call<FilesPage>('files', { folder, limit: 5 })

@@ -13,8 +13,9 @@ import { Doctor, countDirectories, suggestedWatches, sealKeyBackup, passphraseBy
 import { LocalSwarm, LOCAL_TUNABLES, agentStatus, sleep } from '../agent/swarm.js'
 import type { AgentStatus } from '../agent/status.js'
 import { sandbox, freePort, BIN } from './helpers/setup-sandbox.js'
+import { reachabilityCheck } from '../setup/doctor-reach.js'
 
-const IDS = ['identity', 'settings', 'key-backup', 'service', 'agent', 'ports', 'dht', 'inotify', 'space']
+const IDS = ['identity', 'settings', 'key-backup', 'service', 'agent', 'ports', 'dht', 'reachability', 'inotify', 'space']
 
 function lineOf (out: string, id: string): string {
   const l = out.split('\n').find(x => new RegExp(`^\\w+ +${id} `).test(x))
@@ -48,6 +49,7 @@ test('doctor with no agent: one line per check with a fix, the agent check fails
   assert.match(lineOf(r.out, 'agent'), /^fail {2}agent +no agent answers on .* {2}\(fix: systemctl --user start dustbox\.service \(or run: dustbox start\)\)$/)
   assert.match(lineOf(r.out, 'ports'), new RegExp(`^ok {4}ports +port ${port} \\(tcp, udp\\) and DHT udp ${port + 1} are free for the agent$`))
   assert.match(lineOf(r.out, 'dht'), /^skip {2}dht +not checked: the agent is not running$/)
+  assert.match(lineOf(r.out, 'reachability'), /^skip {2}reachability +not checked: the agent is not running$/)
   assert.match(lineOf(r.out, 'inotify'), /^ok {4}inotify +the folders hold 3 directories; inotify watch limit \d+$/)
   assert.match(lineOf(r.out, 'space'), /^ok {4}space +home .* free \(donating 1\.0 GiB, 0 B of it in use\); .*Bilder .* free$/)
   assert.equal(lines[lines.length - 1], '1 failed, 1 warning(s)')
@@ -124,6 +126,9 @@ test('doctor against a running agent started from setup\'s settings: agent, port
   assert.match(lineOf(r.out, 'agent'), /^ok {4}agent +agent running on .*, up \d+ s$/)
   assert.match(lineOf(r.out, 'ports'), new RegExp(`^ok {4}ports +port ${port}/tcp accepts connections on 127\\.0\\.0\\.1; uTP udp ${port} and DHT udp ${port + 1} held by the agent`))
   assert.match(lineOf(r.out, 'dht'), /^ok {4}dht +DHT connected: \d+ node\(s\) known, udp \d+$/)
+  // No storage peer here, so no peer has reported where it sees the node; setup turned mapping on,
+  // and no router answers on this machine's network (or one does: either way the line says so).
+  assert.match(lineOf(r.out, 'reachability'), /^(warn|ok) +reachability +(not known yet: no peer has said where it sees this node|reachable from the internet)/)
   const report = JSON.parse(sb.run(['doctor', '--json']).out) as DoctorReport
   assert.equal(report.ok, true)
   assert.deepEqual(report.checks.filter(c => c.status === 'fail'), [])
@@ -150,4 +155,34 @@ test('inotify: a watch limit below the folders\' directories fails with the exac
   assert.equal(suggestedWatches(1_000_000), 2_097_152)
   assert.deepEqual(await countDirectories([folder], 3), { dirs: 3, complete: false })
   assert.deepEqual(await countDirectories([folder]), { dirs: 6, complete: true })
+})
+
+test('reachability: mapped, open, endpoint-independent are ok; symmetric, unknown behaviour, nothing known warn with the fix', () => {
+  const base = { port: 45310, peers: [] as unknown[] }
+  const st = (x: Record<string, unknown>): AgentStatus => ({ ...base, ...x }) as unknown as AgentStatus
+  const seen = (natType: string, observers = 5, hosts = 4, ports = 1): Record<string, unknown> => ({ natType, publicAddress: { host: '203.0.113.7', port: 51000 }, observers, observerHosts: hosts, mappedPorts: ports })
+  assert.deepEqual(reachabilityCheck(null), { id: 'reachability', status: 'skip', message: 'not checked: the agent is not running' })
+
+  const mapped = reachabilityCheck(st({ reachability: seen('symmetric'), portMapping: { state: 'mapped', method: 'upnp', externalHost: '198.51.100.4', externalPort: 45310, expiresAt: Date.now() + 3_600_000, renewals: 2 } }))
+  assert.equal(mapped.status, 'ok')
+  assert.match(mapped.message, /^reachable from the internet: the router forwards 198\.51\.100\.4:45310 to this node \(mapped by UPnP-IGD at 198\.51\.100\.4:45310, renewed 2 times, lease 60 min left\)$/)
+
+  const open = reachabilityCheck(st({ reachability: seen('open'), portMapping: { state: 'off' } }))
+  assert.deepEqual([open.status, open.message], ['ok', 'reachable directly, seen at 203.0.113.7:51000 by 5 peer(s) on 4 host(s)'])
+
+  const eim = reachabilityCheck(st({ reachability: seen('endpoint-independent'), peers: [{ connected: true, path: 'punched' }, { connected: true, path: 'direct' }, { connected: false, path: 'relayed' }] }))
+  assert.equal(eim.status, 'ok')
+  assert.match(eim.message, /hole punching; of 2 connected peers, 1 through punched holes and 0 through relays$/)
+
+  const sym = reachabilityCheck(st({ reachability: seen('symmetric', 3, 3, 3), portMapping: { state: 'failed', error: 'UPnP map udp 192.168.1.5:45310 at 192.168.1.1:5000: UPnP error 718 (ConflictInMappingEntry)' } }))
+  assert.equal(sym.status, 'warn')
+  assert.match(sym.message, /^behind a symmetric NAT \(3 ports for 3 hosts\).*only through relays; port mapping FAILED: UPnP map .*error 718/)
+  assert.match(sym.hint ?? '', /^turn on UPnP, NAT-PMP or PCP in the router, or forward port 45310 \(udp and tcp\)/)
+
+  const nat = reachabilityCheck(st({ reachability: seen('nat', 1, 1), portMapping: { state: 'off' } }))
+  assert.equal(nat.status, 'warn')
+  assert.match(nat.hint ?? '', /dustbox setup --map-port/)
+  const none = reachabilityCheck(st({ reachability: { natType: 'unknown', publicAddress: null, observers: 0, observerHosts: 0, mappedPorts: 0 } }))
+  assert.equal(none.status, 'warn')
+  assert.match(none.message, /^not known yet/)
 })
