@@ -193,7 +193,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         graceBytes: grace,
         waitRecheckMs: c.tunables.waitRecheckMs,
         peerBackoffMs: c.tunables.peerBackoffMs,
-        putTimeoutMs: c.tunables.putTimeoutMs,
+        putTimeoutMs: c.tunables.putTimeoutMs, readBackTimeoutMs: c.tunables.readBackTimeoutMs,
         replaceWaitMs: c.tunables.replaceWaitMs
       })
       this.placement.on('waiting', r => this.emit('waiting', r))

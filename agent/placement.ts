@@ -33,6 +33,8 @@ export const PUT_MOVES = 12
  */
 export const REPLACE_WAIT_MS = 10_000
 export const PUT_TIMEOUT_MS = 60_000
+/** A read-back GET not answered within this is given up, and another shard of the blocks is read instead. */
+export const READBACK_TIMEOUT_MS = 10_000
 /** Most naps of one shard waiting for a peer to take it (each ends at a peer change or after WAIT_RECHECK_MS). */
 export const MAX_NAPS = 10_000
 /** A peer that failed a PUT is not chosen again for this long. */
@@ -55,6 +57,7 @@ export interface PlacementOptions {
   readonly graceBytes?: number
   readonly uploadBudgetBytes?: number
   readonly putTimeoutMs?: number
+  readonly readBackTimeoutMs?: number
   readonly peerBackoffMs?: number
   readonly waitRecheckMs?: number
   readonly replaceWaitMs?: number
@@ -415,7 +418,9 @@ export class Placement extends EventEmitter<PlacementEvents> {
 
   /**
    * Read one random shard of one of these blocks back from the peer holding it and check its
-   * bytes hash to its id; another shard is tried when a peer does not answer.
+   * bytes hash to its id; another shard is tried when a peer does not answer within
+   * READBACK_TIMEOUT_MS (a peer that acknowledges PUTs and never serves a GET held a file's stub
+   * back by the 60 s PUT timeout).
    */
   async readBack (blockIds: readonly Uint8Array[], signal?: AbortSignal): Promise<void> {
     if (blockIds.length === 0) return
@@ -430,7 +435,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
       const peer = this.net.peer(row.peer)
       if (peer === undefined || !peer.isOpen) { lastError = new Error('peer not connected'); continue }
       try {
-        const data = await peer.get(row.shardId, { timeoutMs: this.opts.putTimeoutMs ?? PUT_TIMEOUT_MS, signal })
+        const data = await peer.get(row.shardId, { timeoutMs: this.opts.readBackTimeoutMs ?? READBACK_TIMEOUT_MS, signal })
         if (!equalBytes(shardIdOf(data), row.shardId)) throw new Error('the bytes read back do not hash to the shard id')
         return
       } catch (err) {

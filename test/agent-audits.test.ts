@@ -110,7 +110,9 @@ for (const mode of ['nodata', 'slow'] as const) {
     const badId = (await agentStatus(bad.home)).identity.slice(0, 8)
     const folder = await tempDir(t, 'dustbox-folder-')
     // Long lost-after: the hostile peer can only be lost by its score. Audits answered within 2 s.
-    await ts.startOwner([folder], [], { ...REPAIR_TUNABLES, lostAfterMs: 600_000, auditTimeoutMs: 2000, getTimeoutMs: 5000, auditRoundMs: 60_000 })
+    // A long keepalive: a peer whose requests hang also leaves pings behind them unanswered, and
+    // its channel would be closed and redialled (17 s away at times); the score is what is tested.
+    await ts.startOwner([folder], [], { ...REPAIR_TUNABLES, lostAfterMs: 600_000, auditTimeoutMs: 2000, getTimeoutMs: 5000, auditRoundMs: 60_000, keepaliveMs: 60_000 })
     // The files come once the owner has met every peer, the hostile one included, so it gets shards.
     await ts.waitFor('every peer connected', st => st.peers.filter(p => p.connected).length >= ts.peers.length, 60_000)
     const data = await files(folder, 6)
@@ -126,8 +128,6 @@ for (const mode of ['nodata', 'slow'] as const) {
       assert.equal(sha256(await fsp.readFile(o.path)), sha256(b), name)
     }
     // Audit rounds (via dustbox repair) go unanswered: the score falls, the peer is lost, its shards move.
-    // (A peer that answers nothing also misses keepalives: its channel is closed and redialled, so
-    // some rounds find it away; keep asking, bounded.)
     // Each call runs one audit round (at most auditTimeoutMs per unanswered batch); bounded in count and time.
     const until = Date.now() + 120_000
     for (let i = 0; i < 400 && Date.now() < until; i++) {
