@@ -2,7 +2,7 @@
 // or every known bench when none is named. An unknown name or flag prints one USAGE line, exit 2.
 // Benches print their table to stdout and end with a one-line JSON summary; progress goes to stderr.
 
-const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'audit', 'e2e', 'repair', 'tui', 'restore', 'sync', 'reach'] as const
+const KNOWN = ['ingest', 'transport', 'dht', 'erasure', 'audit', 'e2e', 'repair', 'tui', 'restore', 'sync', 'reach', 'igd'] as const
 type BenchName = typeof KNOWN[number]
 
 async function load (name: BenchName): Promise<() => Promise<void>> {
@@ -18,6 +18,7 @@ async function load (name: BenchName): Promise<() => Promise<void>> {
     case 'restore': return (await import('./restore.js')).runRestoreBench
     case 'sync': return (await import('./sync.js')).runSyncBench
     case 'reach': return (await import('./reach.js')).runReachBench
+    case 'igd': return (await import('./igd.js')).runIgdBench
   }
 }
 
