@@ -35,6 +35,8 @@ export const REPLACE_WAIT_MS = 10_000
 export const PUT_TIMEOUT_MS = 60_000
 /** A read-back GET not answered within this is given up, and another shard of the blocks is read instead. */
 export const READBACK_TIMEOUT_MS = 10_000
+/** Shard rows synced from another device are counted this long after they arrive (one re-read per burst). */
+export const RELOAD_DELAY_MS = 2_000
 /** Most naps of one shard waiting for a peer to take it (each ends at a peer change or after WAIT_RECHECK_MS). */
 export const MAX_NAPS = 10_000
 /** A peer that failed a PUT is not chosen again for this long. */
@@ -58,6 +60,7 @@ export interface PlacementOptions {
   readonly uploadBudgetBytes?: number
   readonly putTimeoutMs?: number
   readonly readBackTimeoutMs?: number
+  readonly reloadDelayMs?: number
   readonly peerBackoffMs?: number
   readonly waitRecheckMs?: number
   readonly replaceWaitMs?: number
@@ -110,6 +113,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
   /** Other devices (key hex) of each owner (hex) met, for the fair-exchange quota (takenByOwner). */
   private readonly devicesOf = new Map<string, Set<string>>()
   private waitingReason: string | null = null
+  private reloadTimer: NodeJS.Timeout | null = null
   /** Bytes of shards sent to peers since start (new shards only). */
   bytesSent = 0
   shardsSent = 0
@@ -123,10 +127,7 @@ export class Placement extends EventEmitter<PlacementEvents> {
     this.m = opts.m
     this.budget = new Semaphore(opts.uploadBudgetBytes ?? UPLOAD_BUDGET_BYTES)
     this.placedBytes = 0
-    for (const r of this.db.shardsPerPeer()) {
-      this.onPeer.set(r.peer.toString('hex'), r.bytes)
-      this.placedBytes += r.bytes
-    }
+    this.readTotals()
     for (const r of this.db.peerOwners()) this.noteDevice(r.key.toString('hex'), r.owner.toString('hex'))
     for (const r of this.db.deviceSpace()) this.deviceSpace.set(r.key.toString('hex'), r.donated)
     this.net.on('peer', p => {
@@ -492,7 +493,34 @@ export class Placement extends EventEmitter<PlacementEvents> {
     return this.info
   }
 
+  /**
+   * Re-read the bytes per peer from the index within RELOAD_DELAY_MS (once for a burst): another
+   * device's records bring shard rows this placement did not write, and they count in what this
+   * owner takes and in the quota this node grants (takenByOwner).
+   */
+  reloadSoon (): void {
+    if (this.reloadTimer !== null) return
+    this.reloadTimer = setTimeout(() => {
+      this.reloadTimer = null
+      try { this.readTotals() } catch (err) { this.emit('warning', new AgentError(AgentCodes.INDEX_FAILED, `placement totals not re-read: ${(err as Error).message}`)) }
+    }, this.opts.reloadDelayMs ?? RELOAD_DELAY_MS)
+    this.reloadTimer.unref()
+  }
+
+  /** Bytes of my shards per peer and in total, from the index. */
+  private readTotals (): void {
+    const rows = this.db.shardsPerPeer()
+    this.onPeer.clear()
+    this.placedBytes = 0
+    for (const r of rows) {
+      this.onPeer.set(r.peer.toString('hex'), r.bytes)
+      this.placedBytes += r.bytes
+    }
+  }
+
   close (): void {
+    if (this.reloadTimer !== null) clearTimeout(this.reloadTimer)
+    this.reloadTimer = null
     this.wake()
     this.removeAllListeners('waiting')
   }

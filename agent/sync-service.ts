@@ -46,6 +46,7 @@ export class SyncService {
       open: async stub => await a.open(stub),
       hold: (ids, until) => a.placement.hold(ids, until),
       placing: id => a.placement.placing(id),
+      imported: () => { a.placement.reloadSoon() },
       notifyDelayMs: t('syncNotifyMs'),
       pullIntervalMs: t('syncPullMs'),
       retryMs: t('syncRetryMs')

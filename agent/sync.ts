@@ -56,6 +56,8 @@ export interface SyncOptions {
   readonly notifyDelayMs?: number
   readonly pullIntervalMs?: number
   readonly retryMs?: number
+  /** Shard rows of another device's blocks were written to the index (placement re-reads its totals). */
+  readonly imported?: () => void
 }
 
 export type SyncEventState = 'applied' | 'deleted' | 'conflict' | 'deferred' | 'refused'
@@ -260,6 +262,7 @@ export class DeviceSync extends EventEmitter<SyncEvents> {
       const reply = decodeSyncReply(await peer.device(encodeSyncRequest({ op: 'PULL', since, max: PULL_MAX })), `sync reply from ${from}`) as Extract<SyncReply, { op: 'PULL' }>
       if (reply.upTo < since || reply.upTo > reply.head) throw new AgentError(AgentCodes.SYNC_INVALID, `${from} answered a pull after ${since} with changes up to ${reply.upTo} of ${reply.head}`)
       this.sdb.tx(() => { for (const b of reply.blocks) this.sdb.importBlock(b) }) // one commit per page
+      if (reply.blocks.length > 0) this.o.imported?.()
       let deferred = false
       for (const f of reply.files) {
         if (this.closed) return

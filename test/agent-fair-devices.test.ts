@@ -63,6 +63,10 @@ test('fair exchange counts every device of an owner: what others placed on its s
   assert.ok(onY > 16 * KiB, `Y took ${onY} bytes from X, past its 16 KiB grace: it counted what it placed on X's server`)
   const status = spawnSync(process.execPath, [BIN, '--home', laptop, 'status'], { encoding: 'utf8' })
   assert.match(status.stdout, /donating 0 B \(my other devices 4\.0 GiB\)/)
+  // The server learns where the laptop placed its blocks (synced shard rows) while it runs: they
+  // count in what it grants Y, without a restart.
+  const laptopTaken = xSt.placement.taken
+  await untilStatus('the server to count the laptop\'s shards', server, s => s.placement.taken >= laptopTaken, 60_000)
 })
 
 test('device-to-owner rows are bounded: the least recently seen go past MAX_PEER_OWNERS', async (t) => {
