@@ -17,6 +17,9 @@ export const GET_TIMEOUT_MS = 30_000
 export const CONNECT_TIMEOUT_MS = 10_000
 /** A block still short of k shards this long after its fetch began gets one more request (up to m). */
 export const HEDGE_MS = 2_000
+/** A GET whose connection closed under it (dropped, or replaced by a better path) is asked again this many times, on the peer's current connection. */
+export const CLOSED_RETRIES = 2
+export const CLOSED_RETRY_MS = 250
 
 /** Per-fetch choices: which copies may be used, and who hears about each copy's outcome. */
 export interface FetchChoice {
@@ -137,8 +140,19 @@ export class Fetcher {
         const started = performance.now()
         let peer: Peer | null = null
         try {
-          peer = await this.peerFor(r.peer, sig)
-          const data = await peer.get(r.shardId, { timeoutMs: this.opts.getTimeoutMs ?? GET_TIMEOUT_MS, signal: sig })
+          let data: Buffer
+          for (let again = 0; ; again++) {
+            try {
+              peer = await this.peerFor(r.peer, sig)
+              data = await peer.get(r.shardId, { timeoutMs: this.opts.getTimeoutMs ?? GET_TIMEOUT_MS, signal: sig })
+              break
+            } catch (err) {
+              // The connection went away under the request (a NAT remap, a relayed path replaced
+              // by a punched one): the peer is redialled at once; ask it again there, bounded.
+              if ((err as { code?: string }).code !== 'CLOSED' || again >= CLOSED_RETRIES || sig.aborted) throw err
+              await new Promise(resolve => setTimeout(resolve, CLOSED_RETRY_MS))
+            }
+          }
           if (!equalBytes(shardIdOf(data), r.shardId)) {
             onBad?.(r, `peer ${shortId(hex)} sent bytes that do not hash to shard ${r.idx}'s id`)
             throw new Error('sent bytes that do not hash to the shard id')
